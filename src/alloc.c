@@ -1,0 +1,289 @@
+/*
+ * The public allocation API and its fast paths.
+ *
+ * malloc of a small size: size -> class by table, pop the thread cache's
+ * array.  free: one page-map load gives class, slot offset and kind; a
+ * small block of the default region goes on the thread cache's array.
+ * Neither does an atomic read-modify-write; everything else is a call out
+ * of line.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <string.h>
+
+#include "internal.h"
+
+#define HL_MAX_ALIGN ((size_t)1 << 40)
+
+static HL_NOINLINE void *hl_alloc_slow(size_t size)
+{
+	hl_ensure_init();
+	void *p;
+	if (size <= HL_SMALL_MAX)
+		p = tc_alloc_slow(sc_of(size));
+	else
+		p = large_alloc(size, 0, false);
+	if (HL_UNLIKELY(!p))
+		errno = ENOMEM;
+	return p;
+}
+
+void *hl_alloc_impl(size_t size, const char *call)
+{
+	(void)call;
+	hl_tcache_t *tc = hl_tc;
+	if (HL_LIKELY(size <= HL_SMALL_MAX && tc)) {
+		tc_bin_t *b = &tc->bin[sc_of(size)];
+		if (HL_LIKELY(b->n)) {
+			void *p = b->slots[--b->n];
+			((uint64_t *)p)[1] = 0;
+			return p;
+		}
+	}
+	return hl_alloc_slow(size);
+}
+
+/* p lies in the reservation but its slot holds no live small block. */
+static HL_COLD void hl_bad_slot(const void *p, uint64_t w, const char *call)
+{
+	if (PM_KIND(w) == PM_SMALL)
+		hl_fatal(call, p, "block of a region other than the default (not supported yet)");
+	hl_fatal(call, p, "invalid pointer (not allocated by heaplib, or already freed)");
+}
+
+static HL_COLD void hl_double_free(void *p, const char *call)
+{
+	hl_fatal(call, p, "double free (block is already in the thread cache)");
+}
+
+void hl_free_impl(void *p, const char *call)
+{
+	if (!p)
+		return;
+	pm_slot_t *rec = pm_lookup(p);
+	if (HL_LIKELY(rec)) {
+		uint64_t w = lf_load_relaxed(&rec->word);
+		if (HL_UNLIKELY(PM_FASTKIND(w) != PM_SMALL))
+			hl_bad_slot(p, w, call);
+		unsigned cls = PM_CLS(w);
+		char *sb = (char *)((uintptr_t)p & ~(uintptr_t)(HL_SLOT_SIZE - 1)) -
+			   ((size_t)PM_OFF(w) << HL_SLOT_SHIFT);
+		if (HL_UNLIKELY(sc_block_index(cls, (size_t)((char *)p - sb)) < 0))
+			hl_fatal(call, p, "interior pointer (not the start of a block)");
+		if (HL_UNLIKELY(((uint64_t *)p)[1] == hl_key) && tc_in_thread_cache(p, cls))
+			hl_double_free(p, call);
+		hl_tcache_t *tc = hl_tc;
+		if (HL_LIKELY(tc)) {
+			tc_bin_t *b = &tc->bin[cls];
+			if (HL_LIKELY(b->n < b->cap)) {
+				((uint64_t *)p)[1] = hl_key;
+				b->slots[b->n++] = p;
+				return;
+			}
+		}
+		tc_free_slow(p, cls);
+		return;
+	}
+	int saved = errno;
+	large_free(p, call);
+	errno = saved;
+}
+
+size_t hl_usable_impl(const void *p, const char *call)
+{
+	if (!p)
+		return 0;
+	pm_slot_t *rec = pm_lookup(p);
+	if (rec) {
+		uint64_t w = lf_load_relaxed(&rec->word);
+		if (PM_FASTKIND(w) != PM_SMALL)
+			hl_bad_slot(p, w, call);
+		unsigned cls = PM_CLS(w);
+		char *sb = (char *)((uintptr_t)p & ~(uintptr_t)(HL_SLOT_SIZE - 1)) -
+			   ((size_t)PM_OFF(w) << HL_SLOT_SHIFT);
+		if (sc_block_index(cls, (size_t)((const char *)p - sb)) < 0)
+			hl_fatal(call, p, "interior pointer (not the start of a block)");
+		return sc_table[cls].size;
+	}
+	size_t sz;
+	uintptr_t st;
+	int r = large_lookup(p, &sz, &st);
+	if (r > 0)
+		return sz;
+	if (r < 0)
+		hl_fatal(call, p, "interior pointer (not the start of a block)");
+	hl_fatal(call, p, "invalid pointer (not allocated by heaplib, or already freed)");
+}
+
+HL_EXPORT void *hl_malloc(size_t size) { return hl_alloc_impl(size, "malloc"); }
+HL_EXPORT void hl_free(void *p) { hl_free_impl(p, "free"); }
+HL_EXPORT size_t hl_usable_size(const void *p) { return hl_usable_impl(p, "malloc_usable_size"); }
+
+HL_EXPORT void hl_free_sized(void *p, size_t size)
+{
+	(void)size;
+	hl_free_impl(p, "free_sized");
+}
+
+HL_EXPORT void hl_free_aligned_sized(void *p, size_t alignment, size_t size)
+{
+	(void)alignment;
+	(void)size;
+	hl_free_impl(p, "free_aligned_sized");
+}
+
+HL_EXPORT void *hl_calloc(size_t n, size_t m)
+{
+	size_t size;
+	if (__builtin_mul_overflow(n, m, &size)) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	if (size > HL_SMALL_MAX) {
+		hl_ensure_init();
+		return large_alloc(size, 0, true);
+	}
+	void *p = hl_alloc_impl(size, "calloc");
+	if (p)
+		memset(p, 0, size);
+	return p;
+}
+
+/* Small block whose address is a multiple of align (align <= 32 KiB, a
+ * power of two): a class whose size is a multiple of align, since every
+ * superblock starts on a 64 KiB boundary. */
+static void *hl_aligned_impl(size_t align, size_t size, const char *call)
+{
+	hl_ensure_init();
+	if (align <= 8)
+		return hl_alloc_impl(size, call);
+	if (align <= HL_SMALL_MAX && size <= HL_SMALL_MAX) {
+		for (unsigned c = sc_of(size); c < HL_NCLASSES; c++)
+			if (sc_table[c].size % align == 0)
+				return hl_alloc_impl(sc_table[c].size, call);
+	}
+	return large_alloc(size ? size : 1, align, false);
+}
+
+static inline bool hl_pow2(size_t a) { return a && !(a & (a - 1)); }
+
+HL_EXPORT void *hl_aligned_alloc(size_t align, size_t size)
+{
+	if (!hl_pow2(align) || align > HL_MAX_ALIGN) {
+		errno = EINVAL;
+		return NULL;
+	}
+	return hl_aligned_impl(align, size, "aligned_alloc");
+}
+
+HL_EXPORT int hl_posix_memalign(void **out, size_t align, size_t size)
+{
+	if (!hl_pow2(align) || align % sizeof(void *) || align > HL_MAX_ALIGN)
+		return EINVAL;
+	int saved = errno;
+	void *p = hl_aligned_impl(align, size, "posix_memalign");
+	errno = saved;
+	if (!p)
+		return ENOMEM;
+	*out = p;
+	return 0;
+}
+
+HL_EXPORT void *hl_memalign(size_t align, size_t size)
+{
+	if (align > HL_MAX_ALIGN) {
+		errno = EINVAL;
+		return NULL;
+	}
+	if (!hl_pow2(align)) {
+		/* As glibc does: round a non-power-of-two alignment up. */
+		size_t a = 1;
+		while (a < align)
+			a <<= 1;
+		align = a;
+	}
+	return hl_aligned_impl(align ? align : 1, size, "memalign");
+}
+
+HL_EXPORT void *hl_realloc(void *p, size_t size)
+{
+	if (!p)
+		return hl_alloc_impl(size, "realloc");
+	if (size == 0) {
+		/* glibc's choice, which programs rely on: free, return NULL. */
+		hl_free_impl(p, "realloc");
+		return NULL;
+	}
+	size_t old = hl_usable_impl(p, "realloc");
+	if (old > HL_SMALL_MAX && size > HL_SMALL_MAX) {
+		void *q = large_realloc(p, size);
+		if (q)
+			return q;
+	} else if (old <= HL_SMALL_MAX && size <= old &&
+		   (size > old / 2 || old <= HL_MIN_BLOCK)) {
+		return p;
+	}
+	void *q = hl_alloc_impl(size, "realloc");
+	if (!q)
+		return NULL;   /* errno is ENOMEM; p is untouched */
+	memcpy(q, p, old < size ? old : size);
+	hl_free_impl(p, "realloc");
+	return q;
+}
+
+HL_EXPORT void *hl_reallocarray(void *p, size_t n, size_t m)
+{
+	size_t size;
+	if (__builtin_mul_overflow(n, m, &size)) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	return hl_realloc(p, size);
+}
+
+HL_EXPORT void hl_thread_flush(void)
+{
+	tc_thread_flush();
+}
+
+HL_EXPORT int hl_trim(void)
+{
+	hl_ensure_init();
+	tc_thread_flush();
+	tc_drain_transfer();
+	size_t n = sb_sweep_all();
+	size_t b = pm_purge(true);
+	b += large_trim(true);
+	return n || b;
+}
+
+#ifndef HL_NO_OVERRIDE
+/* The standard names, for linking and LD_PRELOAD. */
+HL_EXPORT void *malloc(size_t) __attribute__((malloc, alias("hl_malloc")));
+HL_EXPORT void free(void *) __attribute__((alias("hl_free")));
+HL_EXPORT void cfree(void *) __attribute__((alias("hl_free")));
+HL_EXPORT void *calloc(size_t, size_t) __attribute__((malloc, alias("hl_calloc")));
+HL_EXPORT void *realloc(void *, size_t) __attribute__((alias("hl_realloc")));
+HL_EXPORT void *reallocarray(void *, size_t, size_t) __attribute__((alias("hl_reallocarray")));
+HL_EXPORT void *aligned_alloc(size_t, size_t) __attribute__((malloc, alias("hl_aligned_alloc")));
+HL_EXPORT int posix_memalign(void **, size_t, size_t) __attribute__((alias("hl_posix_memalign")));
+HL_EXPORT void *memalign(size_t, size_t) __attribute__((malloc, alias("hl_memalign")));
+HL_EXPORT size_t malloc_usable_size(void *) __attribute__((alias("hl_usable_size")));
+HL_EXPORT void free_sized(void *, size_t) __attribute__((alias("hl_free_sized")));
+HL_EXPORT void free_aligned_sized(void *, size_t, size_t) __attribute__((alias("hl_free_aligned_sized")));
+
+HL_EXPORT void *valloc(size_t size)
+{
+	return hl_aligned_impl(HL_PAGE, size, "valloc");
+}
+
+HL_EXPORT void *pvalloc(size_t size)
+{
+	size_t r = (size + HL_PAGE - 1) & ~(size_t)(HL_PAGE - 1);
+	if (r < size) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	return hl_aligned_impl(HL_PAGE, r ? r : HL_PAGE, "pvalloc");
+}
+#endif

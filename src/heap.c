@@ -1,0 +1,397 @@
+/*
+ * Superblocks, heaps and partial lists: Michael's allocator core.
+ *
+ * Ownership (DESIGN.md section 2): a descriptor is in exactly one place —
+ * a heap's `active` or `partial` slot, a class's partial list, the hands
+ * of one thread, or nowhere (FULL: its owner let go when no block was
+ * free).  Whoever holds it is the only thread that pops its free list;
+ * any thread may push (free).  One popper and many pushers cannot suffer
+ * ABA, and no thread reads the link of a block another may be using.
+ *
+ * Anchor {avail, count, state, tag}: changed only by CAS.  Transitions:
+ *   owner pops the last free block          ACTIVE -> FULL (owner lets go)
+ *   a free brings a FULL one to list_at     FULL -> ACTIVE (freer lists it)
+ *   owner finds it fully free (sweep, trim) ACTIVE -> RETIRED
+ */
+#define _GNU_SOURCE
+#include "internal.h"
+
+#define A_AVAIL_MASK ((1u << HL_ANCHOR_AVAIL_BITS) - 1u)
+#define A_COUNT_SHIFT HL_ANCHOR_AVAIL_BITS
+#define A_COUNT_MASK ((1u << HL_ANCHOR_COUNT_BITS) - 1u)
+#define A_STATE_SHIFT (HL_ANCHOR_AVAIL_BITS + HL_ANCHOR_COUNT_BITS)
+#define A_TAG_SHIFT (A_STATE_SHIFT + HL_ANCHOR_STATE_BITS)
+#define A_TAG_MASK ((((uint64_t)1) << HL_ANCHOR_TAG_BITS) - 1u)
+
+_Static_assert(HL_ANCHOR_AVAIL_BITS + HL_ANCHOR_COUNT_BITS +
+	       HL_ANCHOR_STATE_BITS + HL_ANCHOR_TAG_MAX_BITS == 64,
+	       "anchor fields fill one 64-bit word");
+_Static_assert((HL_MAX_SB_SLOTS * HL_SLOT_SIZE) / HL_MIN_BLOCK / HL_MAX_SB_SLOTS
+	       < (1u << HL_ANCHOR_AVAIL_BITS) - 1u,
+	       "avail holds every block index of a one-slot superblock");
+_Static_assert(HL_SLOT_SIZE / HL_MIN_BLOCK <= A_COUNT_MASK,
+	       "count holds the largest block count");
+_Static_assert(HL_ANCHOR_TAG_BITS >= 1, "anchor keeps a tag");
+_Static_assert(sizeof(hl_desc_t) == (1u << HL_DESC_SHIFT), "descriptor size");
+
+static inline uint32_t a_avail(uint64_t a) { return (uint32_t)a & A_AVAIL_MASK; }
+static inline uint32_t a_count(uint64_t a) { return (uint32_t)(a >> A_COUNT_SHIFT) & A_COUNT_MASK; }
+static inline unsigned a_state(uint64_t a) { return (unsigned)(a >> A_STATE_SHIFT) & 3u; }
+
+static inline uint64_t a_make(uint32_t avail, uint32_t count, unsigned state,
+			      uint64_t old)
+{
+	uint64_t tag = ((old >> A_TAG_SHIFT) + 1) & A_TAG_MASK;
+	return (uint64_t)avail | ((uint64_t)count << A_COUNT_SHIFT) |
+	       ((uint64_t)state << A_STATE_SHIFT) | (tag << A_TAG_SHIFT);
+}
+
+static sb_heap_t sb_heaps[HL_MAX_HEAPS];
+static unsigned sb_nheaps;
+static unsigned sb_heap_next;
+static lf_tstack_t sb_plist[HL_NCLASSES];
+static uint32_t sb_lkey;   /* link encoding key */
+
+void sb_init(void)
+{
+	unsigned n = hl_config.heaps ? hl_config.heaps : os_ncpu() * 4;
+	sb_nheaps = n > HL_MAX_HEAPS ? HL_MAX_HEAPS : n;
+	for (unsigned c = 0; c < HL_NCLASSES; c++)
+		lf_tstack_init(&sb_plist[c]);
+	sb_lkey = (uint32_t)(os_random64() >> 16);
+}
+
+unsigned sb_heap_count(void) { return sb_nheaps; }
+
+unsigned sb_heap_pick(void)
+{
+	return lf_fetch_add_relaxed(&sb_heap_next, 1u) % sb_nheaps;
+}
+
+uint64_t sb_link_key(void) { return sb_lkey; }
+
+/* Free-list links live in the first word of a free block, encoded with
+ * the block's address and a per-process key, so that a stray write is
+ * caught (decoded index out of range) instead of followed. */
+static inline void blk_set_link(char *b, uint32_t idx)
+{
+	*(uint32_t *)b = idx ^ sb_lkey ^ (uint32_t)((uintptr_t)b >> 4);
+}
+
+static inline uint32_t blk_link(const char *b)
+{
+	return *(const uint32_t *)b ^ sb_lkey ^ (uint32_t)((uintptr_t)b >> 4);
+}
+
+static inline void blk_mark_free(char *b)
+{
+	((uint64_t *)b)[1] = hl_key;
+}
+
+/* ---- partial lists ----------------------------------------------------- */
+
+static uint32_t *sb_plist_link(void *ctx, uint32_t idx)
+{
+	(void)ctx;
+	return &desc_at(idx)->plist_link;
+}
+
+static int sb_plist_guard(void *ctx, uint32_t idx)
+{
+	lf_hp_set((lf_hp_rec_t *)ctx, 0, desc_at(idx));
+	return 1;
+}
+
+/* Any thread; linearizes on the list head's CAS. */
+static void sb_list(hl_desc_t *d)
+{
+#if defined(HL_DEBUG) || defined(HL_TEST_HOOKS)
+	uint32_t zero = 0;
+	if (!lf_cas_strong_acq_rel(&d->listed, &zero, 1))
+		hl_fatal_assert("descriptor listed twice", __FILE__, __LINE__);
+#endif
+	lf_tstack_push(&sb_plist[d->cls], d->idx, &d->plist_link);
+}
+
+static hl_desc_t *sb_unlist(unsigned cls)
+{
+	lf_hp_rec_t *r = desc_hp_rec();
+	uint32_t idx = lf_tstack_pop_guarded(&sb_plist[cls], sb_plist_link,
+					     sb_plist_guard, r);
+	lf_hp_clear(r, 0);
+	if (!idx)
+		return NULL;
+	hl_desc_t *d = desc_at(idx);
+#if defined(HL_DEBUG) || defined(HL_TEST_HOOKS)
+	uint32_t one = 1;
+	if (!lf_cas_strong_acq_rel(&d->listed, &one, 0))
+		hl_fatal_assert("descriptor unlisted twice", __FILE__, __LINE__);
+#endif
+	return d;
+}
+
+/* ---- superblock life --------------------------------------------------- */
+
+static unsigned sb_order(uint32_t nslots)
+{
+	return (unsigned)__builtin_ctz(nslots);
+}
+
+/* A new superblock of class cls, owned by the caller. */
+static hl_desc_t *sb_new(unsigned h, unsigned cls)
+{
+	const sc_info_t *ci = &sc_table[cls];
+	unsigned order = sb_order(ci->nslots);
+	char *base = NULL;
+	bool fresh;
+	uint32_t span = pm_span_get(order, NULL, &fresh);
+	if (!span) {
+		sb_sweep();
+		span = pm_span_get(order, NULL, &fresh);
+	}
+	if (span)
+		base = pm_addr_of_span(span);
+	else
+		span = pm_span_get(order, &base, &fresh);
+	if (!span)
+		return NULL;
+	hl_desc_t *d = desc_alloc();
+	if (!d) {
+		pm_span_put(span, order);
+		return NULL;
+	}
+	d->base = base;
+	d->cls = cls;
+	d->maxcount = ci->maxcount;
+	d->heap = h;
+	d->span = span;
+	d->nslots = ci->nslots;
+	lf_store_relaxed(&d->listed, 0);
+	for (uint32_t i = 0; i < ci->maxcount; i++) {
+		char *b = base + (size_t)i * ci->size;
+		blk_set_link(b, i + 1 < ci->maxcount ? i + 1 : HL_AVAIL_NONE);
+		blk_mark_free(b);
+	}
+	uint64_t old = lf_load_relaxed(&d->anchor);
+	lf_store_release(&d->anchor, a_make(0, ci->maxcount, SB_ACTIVE, old));
+	pm_slot_t *rec = pm_slot_of_span(span);
+	for (uint32_t j = 0; j < ci->nslots; j++)
+		lf_store_release(&rec[j].word, PM_WORD(d->idx, cls, j, PM_SMALL));
+	HL_CTR_ADD(sb_created, 1);
+	return d;
+}
+
+/* Owner only (fully free, unlinked from every slot and list). */
+static void sb_retire(hl_desc_t *d)
+{
+	uint64_t old = lf_load_relaxed(&d->anchor);
+	HL_ASSERT(a_count(old) == d->maxcount && a_state(old) == SB_ACTIVE);
+	lf_store_release(&d->anchor, a_make(HL_AVAIL_NONE, d->maxcount, SB_RETIRED, old));
+	pm_span_put(d->span, sb_order(d->nslots));
+	HL_CTR_ADD(sb_retired, 1);
+	desc_retire(d);
+}
+
+/* Owner only: take up to want blocks with one CAS.  Pushers may run at
+ * the same time (the CAS then fails and we walk again).  Sets *full when
+ * the owner has let go of d (no free block left). */
+static unsigned sb_pop(hl_desc_t *d, void **out, unsigned want, bool *full)
+{
+	const sc_info_t *ci = &sc_table[d->cls];
+	char *base = d->base;
+	uint64_t a = lf_load_acquire(&d->anchor);
+	for (;;) {
+		uint32_t count = a_count(a), idx = a_avail(a);
+		HL_ASSERT(a_state(a) == SB_ACTIVE && count > 0);
+		unsigned k = want < count ? want : count;
+		for (unsigned i = 0; i < k; i++) {
+			if (HL_UNLIKELY(idx >= d->maxcount))
+				hl_fatal("malloc", base, "free-list link overwritten after free (index out of range)");
+			char *b = base + (size_t)idx * ci->size;
+			if (HL_UNLIKELY(((uint64_t *)b)[1] != hl_key))
+				hl_fatal("malloc", b, "block written after free");
+			out[i] = b;
+			idx = blk_link(b);
+		}
+		uint32_t rest = count - k;
+		if (rest && HL_UNLIKELY(idx >= d->maxcount))
+			hl_fatal("malloc", out[k - 1], "free-list link overwritten after free (index out of range)");
+		uint64_t n = a_make(rest ? idx : HL_AVAIL_NONE, rest,
+				    rest ? SB_ACTIVE : SB_FULL, a);
+		HL_HOOK("sb_pop_read");
+		if (lf_cas_weak_acq_rel(&d->anchor, &a, n)) {
+			*full = rest == 0;
+			return k;
+		}
+	}
+}
+
+/* Owner only: keep d where the next allocation finds it. */
+static void sb_put_back(unsigned h, unsigned cls, hl_desc_t *d)
+{
+	uint32_t zero = 0;
+	if (lf_cas_strong_acq_rel(&sb_heaps[h].slot[cls].active, &zero, d->idx))
+		return;
+	zero = 0;
+	if (lf_cas_strong_acq_rel(&sb_heaps[h].slot[cls].partial, &zero, d->idx))
+		return;
+	sb_list(d);
+}
+
+unsigned sb_alloc_batch(unsigned h, unsigned cls, void **out, unsigned want)
+{
+	unsigned total = 0;
+	while (total < want) {
+		uint32_t idx = lf_exchange_acq_rel(&sb_heaps[h].slot[cls].active, 0);
+		if (!idx)
+			idx = lf_exchange_acq_rel(&sb_heaps[h].slot[cls].partial, 0);
+		hl_desc_t *d = idx ? desc_at(idx) : sb_unlist(cls);
+		if (!d) {
+			if (total)
+				break;
+			d = sb_new(h, cls);
+			if (!d)
+				break;
+		}
+		bool full;
+		total += sb_pop(d, out + total, want - total, &full);
+		if (!full)
+			sb_put_back(h, cls, d);
+	}
+	return total;
+}
+
+/* Push the group blocks[0..n) (all of descriptor d) with one CAS. */
+static void sb_push_group(hl_desc_t *d, char **blocks, unsigned n,
+			  const uint32_t *idxs, const char *call)
+{
+	for (unsigned i = 0; i + 1 < n; i++) {
+		blk_set_link(blocks[i], idxs[i + 1]);
+		blk_mark_free(blocks[i]);
+	}
+	blk_mark_free(blocks[n - 1]);
+	const sc_info_t *ci = &sc_table[d->cls];
+	uint64_t a = lf_load_acquire(&d->anchor);
+	for (;;) {
+		uint32_t count = a_count(a) + n;
+		unsigned state = a_state(a);
+		if (HL_UNLIKELY(count > d->maxcount || state == SB_RETIRED))
+			hl_fatal(call, blocks[0], "double free (superblock has more free blocks than it holds)");
+		bool list = state == SB_FULL && count >= ci->list_at;
+		if (list)
+			state = SB_ACTIVE;
+		blk_set_link(blocks[n - 1], a_avail(a));
+		uint64_t nw = a_make(idxs[0], count, state, a);
+		HL_HOOK("sb_push_read");
+		if (lf_cas_weak_acq_rel(&d->anchor, &a, nw)) {
+			if (list)
+				sb_list(d);
+			return;
+		}
+	}
+}
+
+static void sb_sort(void **v, unsigned n)
+{
+	for (unsigned gap = n / 2; gap; gap /= 2)
+		for (unsigned i = gap; i < n; i++) {
+			void *x = v[i];
+			unsigned j = i;
+			for (; j >= gap && (uintptr_t)v[j - gap] > (uintptr_t)x; j -= gap)
+				v[j] = v[j - gap];
+			v[j] = x;
+		}
+}
+
+void sb_free_batch(unsigned cls, void **blocks, unsigned n, const char *call)
+{
+	uint32_t idxs[2 * HL_MAX_BATCH];
+	sb_sort(blocks, n);
+	unsigned i = 0;
+	while (i < n) {
+		pm_slot_t *rec = pm_lookup(blocks[i]);
+		uint64_t w = rec ? lf_load_acquire(&rec->word) : 0;
+		if (HL_UNLIKELY(!rec || PM_KIND(w) != PM_SMALL || PM_CLS(w) != cls))
+			hl_fatal(call, blocks[i], "pointer not allocated by heaplib");
+		hl_desc_t *d = desc_at(PM_DESC(w));
+		unsigned j = i;
+		while (j < n && (char *)blocks[j] >= d->base &&
+		       (char *)blocks[j] < d->base + ((size_t)d->nslots << HL_SLOT_SHIFT)) {
+			long bi = sc_block_index(cls, (size_t)((char *)blocks[j] - d->base));
+			if (HL_UNLIKELY(bi < 0))
+				hl_fatal(call, blocks[j], "interior pointer (not the start of a block)");
+			if (j > i && blocks[j] == blocks[j - 1])
+				hl_fatal(call, blocks[j], "double free (block freed twice)");
+			if (j - i >= 2 * HL_MAX_BATCH)
+				break;
+			idxs[j - i] = (uint32_t)bi;
+			j++;
+		}
+		sb_push_group(d, (char **)blocks + i, j - i, idxs, call);
+		i = j;
+	}
+}
+
+/* Retire every fully free superblock on the partial lists (and, with
+ * slots, in the heaps' slots too).  Any thread; each descriptor examined
+ * is owned by the sweeper while it looks at it. */
+static size_t sb_sweep_impl(bool slots)
+{
+	size_t n = 0;
+	for (unsigned c = 0; c < HL_NCLASSES; c++) {
+		if (lf_tstack_empty(&sb_plist[c]))
+			continue;
+		uint32_t idx = lf_tstack_pop_all(&sb_plist[c]);
+		while (idx) {
+			hl_desc_t *d = desc_at(idx);
+			idx = lf_load_relaxed(&d->plist_link);
+#if defined(HL_DEBUG) || defined(HL_TEST_HOOKS)
+			lf_store_relaxed(&d->listed, 0);
+#endif
+			uint64_t a = lf_load_acquire(&d->anchor);
+			if (a_count(a) == d->maxcount) {
+				sb_retire(d);
+				n++;
+			} else {
+				sb_list(d);
+			}
+		}
+	}
+	if (slots) {
+		for (unsigned h = 0; h < sb_nheaps; h++)
+			for (unsigned c = 0; c < HL_NCLASSES; c++) {
+				uint32_t *s[2] = { &sb_heaps[h].slot[c].active,
+						   &sb_heaps[h].slot[c].partial };
+				for (int k = 0; k < 2; k++) {
+					uint32_t idx = lf_exchange_acq_rel(s[k], 0);
+					if (!idx)
+						continue;
+					hl_desc_t *d = desc_at(idx);
+					uint64_t a = lf_load_acquire(&d->anchor);
+					if (a_count(a) == d->maxcount) {
+						sb_retire(d);
+						n++;
+					} else {
+						sb_put_back(h, c, d);
+					}
+				}
+			}
+	}
+	return n;
+}
+
+size_t sb_sweep(void) { return sb_sweep_impl(false); }
+size_t sb_sweep_all(void) { return sb_sweep_impl(true); }
+
+#ifdef HL_TEST_HOOKS
+/* The real functions, reachable from the deterministic tests. */
+hl_desc_t *sb_test_new(unsigned h, unsigned cls) { return sb_new(h, cls); }
+void sb_test_list(hl_desc_t *d) { sb_list(d); }
+hl_desc_t *sb_test_unlist(unsigned cls) { return sb_unlist(cls); }
+unsigned sb_test_pop(hl_desc_t *d, void **out, unsigned want, bool *full)
+{
+	return sb_pop(d, out, want, full);
+}
+void sb_test_retire(hl_desc_t *d) { sb_retire(d); }
+uint32_t sb_test_count(hl_desc_t *d) { return a_count(lf_load_acquire(&d->anchor)); }
+#endif

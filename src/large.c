@@ -1,0 +1,290 @@
+/*
+ * Large allocations (over 32 KiB): page-granular mappings of their own,
+ * found through the range table, with a small cache of freed mappings so
+ * that a program that frees and reallocates big blocks does not pay the
+ * page faults again (purged after the decay time).  realloc grows them
+ * with mremap.
+ *
+ * Range table: open-addressed tables keyed by start address, each twice
+ * the size of the one before; entries are claimed and tombstoned by CAS.
+ * An entry is {start, len}; start is 0 (never used), 1 (tombstone) or 2
+ * (being filled), else the block's address.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "internal.h"
+
+#define LG_TABLES 24
+#define LG_FIRST_BITS 10
+#define LG_EMPTY 0u
+#define LG_TOMB 1u
+#define LG_FILLING 2u
+#define LG_CACHE 32
+#define LG_CACHE_BYTES ((uint64_t)64 << 20)
+
+typedef struct lg_ent {
+	uintptr_t start;
+	size_t len;
+} lg_ent_t;
+
+static lg_ent_t *lg_tab[LG_TABLES];
+static uint32_t lg_used[LG_TABLES];
+static uint32_t lg_cur;
+/* Cached mappings: (addr >> 12) | (pages << 35); 0 is empty. */
+static uint64_t lg_cache[LG_CACHE];
+static uint32_t lg_cache_stamp[LG_CACHE];
+static uint64_t lg_cache_bytes;
+
+static inline size_t lg_cap(unsigned t) { return (size_t)1 << (LG_FIRST_BITS + t); }
+
+static inline size_t lg_hash(uintptr_t a, unsigned t)
+{
+	return (size_t)(((a >> 12) * 0x9e3779b97f4a7c15ull) >> (64 - LG_FIRST_BITS - t));
+}
+
+void large_init(void) {}
+
+static lg_ent_t *lg_table(unsigned t)
+{
+	lg_ent_t *tab = lf_load_acquire(&lg_tab[t]);
+	if (tab)
+		return tab;
+	lg_ent_t *mine = os_map(lg_cap(t) * sizeof(lg_ent_t));
+	if (!mine)
+		return NULL;
+	if (lf_cas_strong_acq_rel(&lg_tab[t], &tab, mine))
+		return mine;
+	os_unmap(mine, lg_cap(t) * sizeof(lg_ent_t));
+	return tab;
+}
+
+static bool lg_insert(uintptr_t start, size_t len)
+{
+	for (;;) {
+		unsigned t = lf_load_acquire(&lg_cur);
+		if (t >= LG_TABLES)
+			return false;
+		lg_ent_t *tab = lg_table(t);
+		if (!tab)
+			return false;
+		size_t cap = lg_cap(t), h = lg_hash(start, t);
+		if (lf_load_relaxed(&lg_used[t]) < cap / 2) {
+			for (size_t i = 0; i < cap; i++) {
+				lg_ent_t *e = &tab[(h + i) & (cap - 1)];
+				uintptr_t s = lf_load_acquire(&e->start);
+				if (s != LG_EMPTY && s != LG_TOMB)
+					continue;
+				if (!lf_cas_strong_acq_rel(&e->start, &s, LG_FILLING))
+					continue;
+				if (s == LG_EMPTY)
+					lf_fetch_add_relaxed(&lg_used[t], 1);
+				lf_store_relaxed(&e->len, len);
+				lf_store_release(&e->start, start);
+				return true;
+			}
+		}
+		/* This table is half full: move inserts to the next one. */
+		unsigned cur = t;
+		lf_cas_strong_acq_rel(&lg_cur, &cur, t + 1);
+	}
+}
+
+static lg_ent_t *lg_find(uintptr_t start)
+{
+	unsigned top = lf_load_acquire(&lg_cur);
+	for (int t = (int)(top < LG_TABLES ? top : LG_TABLES - 1); t >= 0; t--) {
+		lg_ent_t *tab = lf_load_acquire(&lg_tab[t]);
+		if (!tab)
+			continue;
+		size_t cap = lg_cap((unsigned)t), h = lg_hash(start, (unsigned)t);
+		for (size_t i = 0; i < cap; i++) {
+			lg_ent_t *e = &tab[(h + i) & (cap - 1)];
+			uintptr_t s = lf_load_acquire(&e->start);
+			if (s == start)
+				return e;
+			if (s == LG_EMPTY)
+				break;
+		}
+	}
+	return NULL;
+}
+
+int large_lookup(const void *p, size_t *size, uintptr_t *start)
+{
+	uintptr_t a = (uintptr_t)p;
+	if (a & (HL_PAGE - 1)) {
+		/* Not page-aligned: can only be inside a block.  Slow scan,
+		 * taken only on the way to an error message. */
+		for (unsigned t = 0; t < LG_TABLES; t++) {
+			lg_ent_t *tab = lf_load_acquire(&lg_tab[t]);
+			if (!tab)
+				continue;
+			for (size_t i = 0; i < lg_cap(t); i++) {
+				uintptr_t s = lf_load_acquire(&tab[i].start);
+				if (s > LG_FILLING && a > s && a < s + lf_load_relaxed(&tab[i].len)) {
+					*start = s;
+					return -1;
+				}
+			}
+		}
+		return 0;
+	}
+	lg_ent_t *e = lg_find(a);
+	if (e) {
+		*size = lf_load_relaxed(&e->len);
+		return 1;
+	}
+	return (a & (HL_PAGE - 1)) == 0 && a ? large_lookup((char *)p + 1, size, start) : 0;
+}
+
+static void *lg_cache_take(size_t len, size_t *got)
+{
+	for (unsigned i = 0; i < LG_CACHE; i++) {
+		uint64_t w = lf_load_acquire(&lg_cache[i]);
+		if (!w)
+			continue;
+		size_t have = (size_t)(w >> 35) << 12;
+		if (have < len || have - len > len / 4)
+			continue;
+		if (lf_cas_strong_acq_rel(&lg_cache[i], &w, 0)) {
+			lf_fetch_sub_relaxed(&lg_cache_bytes, have);
+			*got = have;
+			return (void *)(uintptr_t)((w & (((uint64_t)1 << 35) - 1)) << 12);
+		}
+	}
+	return NULL;
+}
+
+static bool lg_cache_put(void *p, size_t len)
+{
+	if (len >= ((size_t)1 << 40) ||
+	    lf_load_relaxed(&lg_cache_bytes) + len > LG_CACHE_BYTES)
+		return false;
+	uint64_t w = ((uint64_t)(uintptr_t)p >> 12) | ((uint64_t)(len >> 12) << 35);
+	for (unsigned i = 0; i < LG_CACHE; i++) {
+		uint64_t zero = 0;
+		if (lf_load_relaxed(&lg_cache[i]))
+			continue;
+		lf_store_relaxed(&lg_cache_stamp[i], os_now_ms());
+		if (lf_cas_strong_acq_rel(&lg_cache[i], &zero, w)) {
+			lf_fetch_add_relaxed(&lg_cache_bytes, len);
+			return true;
+		}
+	}
+	return false;
+}
+
+size_t large_trim(bool all)
+{
+	uint32_t now = os_now_ms();
+	size_t n = 0;
+	for (unsigned i = 0; i < LG_CACHE; i++) {
+		uint64_t w = lf_load_acquire(&lg_cache[i]);
+		if (!w || (!all && now - lf_load_relaxed(&lg_cache_stamp[i]) < hl_config.decay_ms))
+			continue;
+		if (lf_cas_strong_acq_rel(&lg_cache[i], &w, 0)) {
+			size_t have = (size_t)(w >> 35) << 12;
+			lf_fetch_sub_relaxed(&lg_cache_bytes, have);
+			os_unmap((void *)(uintptr_t)((w & (((uint64_t)1 << 35) - 1)) << 12), have);
+			HL_CTR_ADD(bytes_purged, have);
+			n += have;
+		}
+	}
+	return n;
+}
+
+void *large_alloc(size_t size, size_t align, bool zero)
+{
+	size_t len = (size + HL_PAGE - 1) & ~(size_t)(HL_PAGE - 1);
+	if (len < size || len == 0) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	void *p = NULL;
+	size_t got = len;
+	bool fresh = false;
+	if (align <= HL_PAGE)
+		p = lg_cache_take(len, &got);
+	if (!p) {
+		p = os_map_aligned(len, align);
+		fresh = true;
+		got = len;
+		if (!p) {
+			errno = ENOMEM;
+			return NULL;
+		}
+	}
+	if (!lg_insert((uintptr_t)p, got)) {
+		os_unmap(p, got);
+		errno = ENOMEM;
+		return NULL;
+	}
+	if (zero && !fresh)
+		memset(p, 0, size);
+	HL_CTR_ADD(large_live, 1);
+	HL_CTR_ADD(large_bytes, got);
+	return p;
+}
+
+static void lg_release(void *p, size_t len)
+{
+	HL_CTR_SUB(large_live, 1);
+	HL_CTR_SUB(large_bytes, len);
+	if (!lg_cache_put(p, len))
+		os_unmap(p, len);
+}
+
+static HL_COLD void lg_bad(const void *p, const char *call)
+{
+	size_t sz;
+	uintptr_t st;
+	if (large_lookup(p, &sz, &st) < 0)
+		hl_fatal(call, p, "interior pointer (not the start of a block)");
+	hl_fatal(call, p, "invalid pointer (not allocated by heaplib, or already freed)");
+}
+
+void large_free(void *p, const char *call)
+{
+	lg_ent_t *e = lg_find((uintptr_t)p);
+	if (!e)
+		lg_bad(p, call);
+	size_t len = lf_load_relaxed(&e->len);
+	uintptr_t s = (uintptr_t)p;
+	if (!lf_cas_strong_acq_rel(&e->start, &s, LG_TOMB))
+		hl_fatal(call, p, "double free (large block freed twice at once)");
+	lg_release(p, len);
+}
+
+void *large_realloc(void *p, size_t size)
+{
+	lg_ent_t *e = lg_find((uintptr_t)p);
+	if (!e)
+		lg_bad(p, "realloc");
+	size_t len = lf_load_relaxed(&e->len);
+	size_t want = (size + HL_PAGE - 1) & ~(size_t)(HL_PAGE - 1);
+	if (want < size) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	if (want <= len && want >= len / 2)
+		return p;
+	int saved = errno;
+	void *q = mremap(p, len, want, MREMAP_MAYMOVE);
+	if (q == MAP_FAILED) {
+		errno = saved;
+		return NULL;   /* the caller falls back to copy */
+	}
+	HL_CTR_ADD(large_bytes, want - len);
+	if (q == p) {
+		lf_store_relaxed(&e->len, want);
+		return p;
+	}
+	uintptr_t s = (uintptr_t)p;
+	lf_cas_strong_acq_rel(&e->start, &s, LG_TOMB);
+	if (!lg_insert((uintptr_t)q, want))
+		hl_fatal("realloc", q, "range table full");
+	return q;
+}

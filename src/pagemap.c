@@ -1,0 +1,184 @@
+/*
+ * Address space: 1 GiB chunks of reserved address space, carved into
+ * 64 KiB slots; the page map (chunk map + one record per slot); spans of
+ * 1/2/4/8 slots handed to superblocks and cached when they empty.
+ *
+ * A chunk keeps its slot records in its own first slots, so mapping a
+ * chunk and its records is one step published by one CAS.  Chunks are
+ * never unmapped: slot records are type-stable, which is what lets the
+ * span caches be plain tagged stacks.
+ */
+#define _GNU_SOURCE
+#include <string.h>
+
+#include "internal.h"
+
+#define PM_REC_BYTES ((size_t)HL_SLOTS_PER_CHUNK * sizeof(pm_slot_t))
+#define PM_REC_SLOTS ((uint32_t)((PM_REC_BYTES + HL_SLOT_SIZE - 1) >> HL_SLOT_SHIFT))
+
+pm_slot_t *pm_chunkmap[HL_CHUNKMAP_LEN];
+static char *pm_chunk_base[HL_MAX_CHUNKS];
+/* Next free slot, as a global slot number (chunk << 14 | slot). */
+static uint64_t pm_next;
+static lf_tstack_t pm_dirty[HL_SPAN_ORDERS];
+static lf_tstack_t pm_clean[HL_SPAN_ORDERS];
+static uint32_t pm_next_purge_ms;
+
+_Static_assert(sizeof(pm_slot_t) == 16, "slot record is two words");
+
+void pm_init(void)
+{
+	for (unsigned o = 0; o < HL_SPAN_ORDERS; o++) {
+		lf_tstack_init(&pm_dirty[o]);
+		lf_tstack_init(&pm_clean[o]);
+	}
+	lf_store_relaxed(&pm_next, (uint64_t)PM_REC_SLOTS);
+}
+
+/* Base of chunk k, mapping it if nobody has yet.  Racing mappers both map;
+ * the CAS picks one and the other unmaps (lock-free, no waiting). */
+static char *pm_chunk(uint32_t k)
+{
+	if (k >= HL_MAX_CHUNKS)
+		return NULL;
+	char *base = lf_load_acquire(&pm_chunk_base[k]);
+	if (!base) {
+		char *mine = os_map_aligned(HL_CHUNK_SIZE, HL_CHUNK_SIZE);
+		if (!mine)
+			return NULL;
+		if (lf_cas_strong_acq_rel(&pm_chunk_base[k], &base, mine)) {
+			base = mine;
+			HL_CTR_ADD(reserved, HL_CHUNK_SIZE);
+		} else {
+			os_unmap(mine, HL_CHUNK_SIZE);
+		}
+	}
+	/* Whoever uses the chunk makes sure the page map knows it before a
+	 * block of it can be handed out (same value from every writer). */
+	pm_slot_t **ent = &pm_chunkmap[(uintptr_t)base >> HL_CHUNK_SHIFT];
+	if (!lf_load_acquire(ent))
+		lf_store_release(ent, (pm_slot_t *)base);
+	return base;
+}
+
+static inline char *pm_chunk_known(uint32_t k)
+{
+	return lf_load_acquire(&pm_chunk_base[k]);
+}
+
+pm_slot_t *pm_slot_of_span(uint32_t span)
+{
+	uint32_t g = span - 1;
+	pm_slot_t *recs = (pm_slot_t *)pm_chunk_known(g / HL_SLOTS_PER_CHUNK);
+	return &recs[g % HL_SLOTS_PER_CHUNK];
+}
+
+char *pm_addr_of_span(uint32_t span)
+{
+	uint32_t g = span - 1;
+	return pm_chunk_known(g / HL_SLOTS_PER_CHUNK) +
+	       ((size_t)(g % HL_SLOTS_PER_CHUNK) << HL_SLOT_SHIFT);
+}
+
+static uint32_t *pm_span_link(void *ctx, uint32_t span)
+{
+	(void)ctx;
+	return &pm_slot_of_span(span)->link;
+}
+
+static uint32_t pm_span_new(unsigned order)
+{
+	uint32_t n = 1u << order;
+	for (;;) {
+		uint64_t g = lf_fetch_add_relaxed(&pm_next, n);
+		uint32_t k = (uint32_t)(g / HL_SLOTS_PER_CHUNK);
+		uint32_t s = (uint32_t)(g % HL_SLOTS_PER_CHUNK);
+		if (k >= HL_MAX_CHUNKS)
+			return 0;
+		if (s + n > HL_SLOTS_PER_CHUNK) {
+			/* Crosses into the next chunk: skip to its first
+			 * usable slot (the tail of this one stays unused). */
+			uint64_t want = (uint64_t)(k + 1) * HL_SLOTS_PER_CHUNK + PM_REC_SLOTS;
+			uint64_t cur = g + n;
+			while (cur < want && !lf_cas_weak_acq_rel(&pm_next, &cur, want))
+				;
+			continue;
+		}
+		if (s < PM_REC_SLOTS)
+			continue;
+		if (!pm_chunk(k))
+			return 0;
+		HL_CTR_ADD(span_slots_used, n);
+		return (uint32_t)g + 1;
+	}
+}
+
+uint32_t pm_span_get(unsigned order, char **base, bool *fresh)
+{
+	uint32_t span = lf_tstack_pop(&pm_dirty[order], pm_span_link, NULL);
+	*fresh = false;
+	if (!span) {
+		span = lf_tstack_pop(&pm_clean[order], pm_span_link, NULL);
+		*fresh = true;
+	}
+	if (span) {
+		HL_CTR_SUB(spans_cached, 1);
+	} else if (base == NULL) {
+		return 0;  /* caller asked for cached spans only */
+	} else {
+		span = pm_span_new(order);
+		*fresh = true;
+	}
+	if (span && base)
+		*base = pm_addr_of_span(span);
+	return span;
+}
+
+void pm_span_put(uint32_t span, unsigned order)
+{
+	pm_slot_t *rec = pm_slot_of_span(span);
+	uint32_t n = 1u << order;
+	for (uint32_t i = 0; i < n; i++)
+		lf_store_release(&rec[i].word, PM_WORD(0, 0, i, PM_CACHED));
+	lf_store_relaxed(&rec->stamp, os_now_ms());
+	HL_CTR_ADD(spans_cached, 1);
+	lf_tstack_push(&pm_dirty[order], span, &rec->link);
+}
+
+size_t pm_purge(bool all)
+{
+	uint32_t now = os_now_ms();
+	size_t purged = 0;
+	for (unsigned o = 0; o < HL_SPAN_ORDERS; o++) {
+		uint32_t span = lf_tstack_pop_all(&pm_dirty[o]);
+		while (span) {
+			pm_slot_t *rec = pm_slot_of_span(span);
+			uint32_t next = lf_load_relaxed(&rec->link);
+			uint32_t age = now - lf_load_relaxed(&rec->stamp);
+			if (all || age >= hl_config.decay_ms) {
+				size_t bytes = HL_SLOT_SIZE << o;
+				os_purge(pm_addr_of_span(span), bytes);
+				purged += bytes;
+				lf_tstack_push(&pm_clean[o], span, &rec->link);
+			} else {
+				lf_tstack_push(&pm_dirty[o], span, &rec->link);
+			}
+			span = next;
+		}
+	}
+	HL_CTR_ADD(bytes_purged, purged);
+	return purged;
+}
+
+void pm_maybe_purge(void)
+{
+	uint32_t now = os_now_ms();
+	uint32_t next = lf_load_relaxed(&pm_next_purge_ms);
+	if ((int32_t)(now - next) < 0)
+		return;
+	uint32_t step = hl_config.decay_ms / 4 ? hl_config.decay_ms / 4 : 1;
+	if (!lf_cas_strong_acq_rel(&pm_next_purge_ms, &next, now + step))
+		return;
+	pm_purge(false);
+	large_trim(false);
+}

@@ -1,0 +1,62 @@
+/*
+ * Size classes: 8-byte steps to 64, 16-byte steps to 128, then four
+ * classes per doubling to 32 KiB.  Rounding wastes at most 25% of any
+ * request of 29 bytes or more (7/29 at worst in the 8-byte steps, 63/257
+ * after); below that the 16-byte minimum block sets the floor.
+ */
+#include "internal.h"
+
+sc_info_t sc_table[HL_NCLASSES];
+uint8_t sc_small_lut[(1024 >> 3) + 1];
+uint8_t sc_large_lut[(HL_SMALL_MAX >> 7) + 1];
+
+static unsigned sc_pick_slots(uint32_t size)
+{
+	for (unsigned n = 1; n <= HL_MAX_SB_SLOTS; n <<= 1) {
+		size_t bytes = n * HL_SLOT_SIZE;
+		if (bytes / size >= 8 && (bytes % size) * 8 <= bytes)
+			return n;
+	}
+	return HL_MAX_SB_SLOTS;
+}
+
+void sc_init(void)
+{
+	uint32_t sizes[HL_NCLASSES];
+	unsigned n = 0;
+	for (uint32_t s = 16; s <= 64; s += 8)
+		sizes[n++] = s;
+	for (uint32_t s = 80; s <= 128; s += 16)
+		sizes[n++] = s;
+	for (uint32_t p = 128; p < HL_SMALL_MAX; p <<= 1)
+		for (uint32_t q = 5; q <= 8; q++)
+			sizes[n++] = p * q / 4;
+	HL_ASSERT(n == HL_NCLASSES && sizes[n - 1] == HL_SMALL_MAX);
+
+	for (unsigned c = 0; c < HL_NCLASSES; c++) {
+		sc_info_t *ci = &sc_table[c];
+		ci->size = sizes[c];
+		ci->recip = (uint32_t)((((uint64_t)1 << 32) + sizes[c] - 1) / sizes[c]);
+		ci->nslots = sc_pick_slots(sizes[c]);
+		ci->maxcount = (uint32_t)(ci->nslots * HL_SLOT_SIZE / sizes[c]);
+		uint32_t b = 16384u / sizes[c];
+		b = b < 4 ? 4 : b > HL_MAX_BATCH ? HL_MAX_BATCH : b;
+		ci->batch = b < ci->maxcount ? b : ci->maxcount;
+		ci->list_at = ci->maxcount / 4 ? ci->maxcount / 4 : 1;
+		HL_ASSERT(ci->maxcount < HL_AVAIL_NONE);
+	}
+	unsigned c = 0;
+	for (size_t i = 0; i < sizeof sc_small_lut; i++) {
+		size_t sz = i << 3;
+		while (sc_table[c].size < sz)
+			c++;
+		sc_small_lut[i] = (uint8_t)c;
+	}
+	c = 0;
+	for (size_t i = 0; i < sizeof sc_large_lut; i++) {
+		size_t sz = i << 7;
+		while (sc_table[c].size < sz)
+			c++;
+		sc_large_lut[i] = (uint8_t)c;
+	}
+}

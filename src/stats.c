@@ -1,0 +1,75 @@
+/*
+ * Statistics: relaxed counters kept by the modules, read without
+ * stopping anyone (so a snapshot taken while others run is approximate;
+ * when nothing is in flight it is exact).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "internal.h"
+
+hl_counters_t hl_ctr;
+
+HL_EXPORT int hl_stats_get(hl_stats_t *st)
+{
+	if (!st || st->struct_size < sizeof(hl_stats_t)) {
+		errno = EINVAL;
+		return -1;
+	}
+	hl_ensure_init();
+	size_t sz = st->struct_size;
+	memset(st, 0, sizeof *st);
+	st->struct_size = sz;
+#define R(f) lf_load_relaxed(&hl_ctr.f)
+	st->bytes_reserved = R(reserved);
+	st->bytes_mapped = R(span_slots_used) * HL_SLOT_SIZE;
+	st->bytes_purged = R(bytes_purged);
+	st->superblocks_created = R(sb_created);
+	st->superblocks_retired = R(sb_retired);
+	st->superblocks_live = st->superblocks_created - st->superblocks_retired;
+	st->superblocks_cached = R(spans_cached);
+	st->descriptors_live = R(desc_live);
+	st->descriptors_retired_pending = R(desc_retired) - R(desc_freed);
+	st->descriptor_pages_mapped = R(desc_pages_mapped);
+	st->descriptor_pages_released = R(desc_pages_released);
+	st->large_live = R(large_live);
+	st->large_bytes = R(large_bytes);
+	st->tcache_bytes = R(tcache_bytes);
+	st->transfer_bytes = R(transfer_bytes);
+	st->threads_live = R(threads_live);
+	st->heaps = sb_heap_count();
+#undef R
+	return 0;
+}
+
+HL_EXPORT void hl_stats_print(FILE *out)
+{
+	hl_stats_t s = { .struct_size = sizeof s };
+	if (hl_stats_get(&s))
+		return;
+	if (!out)
+		out = stderr;
+	fprintf(out,
+		"heaplib statistics\n"
+		"bytes_reserved %llu\nbytes_mapped %llu\nbytes_purged %llu\n"
+		"superblocks_live %llu\nsuperblocks_created %llu\n"
+		"superblocks_retired %llu\nsuperblocks_cached %llu\n"
+		"descriptors_live %llu\ndescriptors_retired_pending %llu\n"
+		"descriptor_pages_mapped %llu\ndescriptor_pages_released %llu\n"
+		"large_live %llu\nlarge_bytes %llu\ntcache_bytes %llu\n"
+		"transfer_bytes %llu\nthreads_live %llu\nheaps %llu\n",
+		(unsigned long long)s.bytes_reserved, (unsigned long long)s.bytes_mapped,
+		(unsigned long long)s.bytes_purged, (unsigned long long)s.superblocks_live,
+		(unsigned long long)s.superblocks_created,
+		(unsigned long long)s.superblocks_retired,
+		(unsigned long long)s.superblocks_cached,
+		(unsigned long long)s.descriptors_live,
+		(unsigned long long)s.descriptors_retired_pending,
+		(unsigned long long)s.descriptor_pages_mapped,
+		(unsigned long long)s.descriptor_pages_released,
+		(unsigned long long)s.large_live, (unsigned long long)s.large_bytes,
+		(unsigned long long)s.tcache_bytes, (unsigned long long)s.transfer_bytes,
+		(unsigned long long)s.threads_live, (unsigned long long)s.heaps);
+}

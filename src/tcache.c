@@ -1,0 +1,329 @@
+/*
+ * Thread caches and transfer caches.
+ *
+ * A thread cache is per thread, per class, an array of block pointers: the
+ * fast path (alloc.c) pops and pushes there with no atomic read-modify-
+ * write and follows no link stored in user memory.  When a bin runs dry it
+ * takes one batch from the class's transfer cache (one CAS) or from a
+ * superblock (one anchor CAS); when it fills, its oldest batch goes to the
+ * transfer cache, or, past that cache's bound or the global byte budget,
+ * back into its superblocks (one CAS per superblock).
+ *
+ * Caches are mapped with mmap and kept in a pool for the next thread; a
+ * thread's cache is handed back by a pthread key destructor at exit.
+ */
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <string.h>
+
+#include "internal.h"
+
+#define TC_MAX 65536u
+#define TC_NODES 65536u
+#define TC_XFER_BYTES ((size_t)4 << 20)   /* per class transfer bound */
+
+typedef struct tc_node {
+	uint32_t link;
+	uint32_t n;
+	void *ptr[HL_MAX_BATCH];
+} tc_node_t;
+
+__thread hl_tcache_t *hl_tc __attribute__((tls_model("initial-exec")));
+static __thread uint8_t tc_dead __attribute__((tls_model("initial-exec")));
+
+static hl_tcache_t *tc_pool[TC_MAX];
+static uint32_t tc_pool_next;
+static lf_tstack_t tc_pool_free;
+static size_t tc_bytes_each;
+static pthread_key_t tc_key;
+static bool tc_key_ok;
+
+static tc_node_t *tc_nodes;
+static uint32_t tc_nodes_next;
+static lf_tstack_t tc_nodes_free;
+static lf_tstack_t tc_xfer[HL_NCLASSES];
+static uint32_t tc_xfer_len[HL_NCLASSES];
+static uint32_t tc_xfer_max[HL_NCLASSES];
+
+static void tc_thread_exit(void *arg);
+
+static uint32_t *tc_pool_link(void *ctx, uint32_t id)
+{
+	(void)ctx;
+	return &tc_pool[id - 1]->link;
+}
+
+static uint32_t *tc_node_link(void *ctx, uint32_t id)
+{
+	(void)ctx;
+	return &tc_nodes[id - 1].link;
+}
+
+void tc_init(void)
+{
+	size_t slots = 0;
+	for (unsigned c = 0; c < HL_NCLASSES; c++) {
+		slots += 2 * sc_table[c].batch;
+		size_t per = (size_t)sc_table[c].batch * sc_table[c].size;
+		size_t m = TC_XFER_BYTES / per;
+		tc_xfer_max[c] = (uint32_t)(m < 4 ? 4 : m > 256 ? 256 : m);
+		lf_tstack_init(&tc_xfer[c]);
+	}
+	tc_bytes_each = (sizeof(hl_tcache_t) + slots * sizeof(void *) + HL_PAGE - 1) &
+			~(size_t)(HL_PAGE - 1);
+	tc_nodes = os_map((size_t)TC_NODES * sizeof(tc_node_t));
+	if (!tc_nodes)
+		hl_fatal("init", NULL, "cannot reserve the transfer-cache nodes");
+	HL_CTR_ADD(reserved, (uint64_t)TC_NODES * sizeof(tc_node_t));
+	lf_tstack_init(&tc_pool_free);
+	lf_tstack_init(&tc_nodes_free);
+	/* Keys below PTHREAD_KEY_2NDLEVEL_SIZE need no allocation in glibc's
+	 * pthread_setspecific; we create ours first thing. */
+	tc_key_ok = pthread_key_create(&tc_key, tc_thread_exit) == 0;
+}
+
+static hl_tcache_t *tc_create(void)
+{
+	uint32_t id = lf_tstack_pop(&tc_pool_free, tc_pool_link, NULL);
+	hl_tcache_t *tc;
+	if (id) {
+		tc = tc_pool[id - 1];
+	} else {
+		id = lf_fetch_add_relaxed(&tc_pool_next, 1) + 1;
+		if (id > TC_MAX)
+			return NULL;
+		tc = os_map(tc_bytes_each);
+		if (!tc)
+			return NULL;
+		tc->id = id;
+		lf_store_release(&tc_pool[id - 1], tc);
+		void **s = tc->store;
+		for (unsigned c = 0; c < HL_NCLASSES; c++) {
+			tc->bin[c].cap = 2 * sc_table[c].batch;
+			tc->bin[c].slots = s;
+			s += tc->bin[c].cap;
+		}
+	}
+	tc->heap = sb_heap_pick();
+	tc->last_ms = os_now_ms();
+	tc->bytes = 0;
+	hl_tc = tc;
+	HL_CTR_ADD(threads_live, 1);
+	if (tc_key_ok)
+		pthread_setspecific(tc_key, tc);
+	return tc;
+}
+
+/* ---- transfer cache ---------------------------------------------------- */
+
+static tc_node_t *tc_node_get(void)
+{
+	uint32_t id = lf_tstack_pop(&tc_nodes_free, tc_node_link, NULL);
+	if (!id) {
+		id = lf_fetch_add_relaxed(&tc_nodes_next, 1) + 1;
+		if (id > TC_NODES)
+			return NULL;
+	}
+	return &tc_nodes[id - 1];
+}
+
+static void tc_node_put(tc_node_t *nd)
+{
+	uint32_t id = (uint32_t)(nd - tc_nodes) + 1;
+	lf_tstack_push(&tc_nodes_free, id, &nd->link);
+}
+
+static bool tc_over_budget(void)
+{
+	int64_t t = (int64_t)lf_load_relaxed(&hl_ctr.tcache_bytes) +
+		    (int64_t)lf_load_relaxed(&hl_ctr.transfer_bytes);
+	return t > (int64_t)hl_config.cache_budget;
+}
+
+/* Any thread: hand n blocks of class cls to the transfer cache, or back
+ * to their superblocks when it is full. */
+static void tc_xfer_put(unsigned cls, void **v, unsigned n, const char *call)
+{
+	if (lf_load_relaxed(&tc_xfer_len[cls]) < tc_xfer_max[cls] && !tc_over_budget()) {
+		tc_node_t *nd = tc_node_get();
+		if (nd) {
+			nd->n = n;
+			memcpy(nd->ptr, v, n * sizeof *v);
+			lf_fetch_add_relaxed(&tc_xfer_len[cls], 1);
+			HL_CTR_ADD(transfer_bytes, (uint64_t)n * sc_table[cls].size);
+			lf_tstack_push(&tc_xfer[cls], (uint32_t)(nd - tc_nodes) + 1, &nd->link);
+			return;
+		}
+	}
+	void *tmp[2 * HL_MAX_BATCH];
+	memcpy(tmp, v, n * sizeof *v);
+	sb_free_batch(cls, tmp, n, call);
+}
+
+/* Any thread: take one batch; returns its size (0 when empty). */
+static unsigned tc_xfer_get(unsigned cls, void **out)
+{
+	uint32_t id = lf_tstack_pop(&tc_xfer[cls], tc_node_link, NULL);
+	if (!id)
+		return 0;
+	tc_node_t *nd = &tc_nodes[id - 1];
+	unsigned n = nd->n;
+	memcpy(out, nd->ptr, n * sizeof *out);
+	lf_fetch_sub_relaxed(&tc_xfer_len[cls], 1);
+	HL_CTR_SUB(transfer_bytes, (uint64_t)n * sc_table[cls].size);
+	tc_node_put(nd);
+	return n;
+}
+
+void tc_drain_transfer(void)
+{
+	void *v[HL_MAX_BATCH];
+	for (unsigned c = 0; c < HL_NCLASSES; c++) {
+		unsigned n;
+		while ((n = tc_xfer_get(c, v)) != 0)
+			sb_free_batch(c, v, n, "malloc_trim");
+	}
+}
+
+/* ---- thread cache slow paths ------------------------------------------- */
+
+static void tc_account(hl_tcache_t *tc)
+{
+	int64_t b = 0;
+	for (unsigned c = 0; c < HL_NCLASSES; c++)
+		b += (int64_t)tc->bin[c].n * sc_table[c].size;
+	int64_t d = b - tc->bytes;
+	tc->bytes = b;
+	if (d)
+		lf_fetch_add_relaxed((int64_t *)&hl_ctr.tcache_bytes, d);
+}
+
+static void tc_flush_bin(hl_tcache_t *tc, unsigned c, unsigned keep)
+{
+	tc_bin_t *b = &tc->bin[c];
+	unsigned batch = sc_table[c].batch;
+	while (b->n > keep) {
+		unsigned k = b->n - keep < batch ? b->n - keep : batch;
+		/* The oldest blocks (bottom of the bin) go first. */
+		tc_xfer_put(c, b->slots, k, "free");
+		memmove(b->slots, b->slots + k, (b->n - k) * sizeof(void *));
+		b->n -= k;
+	}
+}
+
+static void tc_flush_all(hl_tcache_t *tc)
+{
+	for (unsigned c = 0; c < HL_NCLASSES; c++)
+		tc_flush_bin(tc, c, 0);
+	tc_account(tc);
+}
+
+void tc_thread_flush(void)
+{
+	if (hl_tc)
+		tc_flush_all(hl_tc);
+}
+
+#define TC_EXIT_ONLY ((void *)1)
+
+/* A thread that touched the hazard domain without a cache still needs
+ * its record handed back at exit. */
+void tc_exit_hook_ensure(void)
+{
+	if (tc_key_ok && !hl_tc && !pthread_getspecific(tc_key))
+		pthread_setspecific(tc_key, TC_EXIT_ONLY);
+}
+
+static void tc_thread_exit(void *arg)
+{
+	hl_tcache_t *tc = arg;
+	if (arg == TC_EXIT_ONLY) {
+		desc_hp_thread_exit();
+		return;
+	}
+	if (!tc || hl_tc != tc)
+		return;
+	tc_flush_all(tc);
+	hl_tc = NULL;
+	tc_dead = 1;
+	HL_CTR_SUB(threads_live, 1);
+	desc_hp_thread_exit();
+	lf_tstack_push(&tc_pool_free, tc->id, &tc->link);
+}
+
+static hl_tcache_t *tc_get(void)
+{
+	hl_tcache_t *tc = hl_tc;
+	if (HL_LIKELY(tc))
+		return tc;
+	hl_ensure_init();
+	if (tc_dead)
+		return NULL;   /* thread exiting: serve without a cache */
+	return tc_create();
+}
+
+static void tc_idle_check(hl_tcache_t *tc)
+{
+	uint32_t now = os_now_ms();
+	if (now - tc->last_ms > hl_config.idle_ms)
+		tc_flush_all(tc);
+	tc->last_ms = now;
+}
+
+void *tc_alloc_slow(unsigned cls)
+{
+	hl_tcache_t *tc = tc_get();
+	if (!tc) {
+		void *p;
+		bool ok = sb_alloc_batch(0, cls, &p, 1) == 1;
+		if (ok)
+			((uint64_t *)p)[1] = 0;
+		return ok ? p : NULL;
+	}
+	tc_idle_check(tc);
+	tc_bin_t *b = &tc->bin[cls];
+	if (b->n == 0) {
+		unsigned n = tc_xfer_get(cls, b->slots);
+		if (!n)
+			n = sb_alloc_batch(tc->heap, cls, b->slots, sc_table[cls].batch);
+		b->n = n;
+		tc_account(tc);
+		pm_maybe_purge();
+		if (!n)
+			return NULL;
+	}
+	void *p = b->slots[--b->n];
+	((uint64_t *)p)[1] = 0;
+	return p;
+}
+
+void tc_free_slow(void *p, unsigned cls)
+{
+	hl_tcache_t *tc = tc_get();
+	if (!tc) {
+		sb_free_batch(cls, &p, 1, "free");
+		return;
+	}
+	tc_idle_check(tc);
+	tc_bin_t *b = &tc->bin[cls];
+	unsigned keep = b->cap - sc_table[cls].batch;
+	if (tc_over_budget())
+		keep = 0;
+	tc_flush_bin(tc, cls, keep);
+	((uint64_t *)p)[1] = hl_key;
+	b->slots[b->n++] = p;
+	tc_account(tc);
+	pm_maybe_purge();
+}
+
+bool tc_in_thread_cache(void *p, unsigned cls)
+{
+	hl_tcache_t *tc = hl_tc;
+	if (!tc)
+		return false;
+	tc_bin_t *b = &tc->bin[cls];
+	for (unsigned i = 0; i < b->n; i++)
+		if (b->slots[i] == p)
+			return true;
+	return false;
+}
