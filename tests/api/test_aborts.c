@@ -1,0 +1,144 @@
+/*
+ * Misuse that means the heap is already wrong aborts with one line:
+ *
+ *     heaplib: CALL(0xPOINTER): REASON
+ *
+ * (DESIGN.md section 7).  Each case runs in a forked child through
+ * tap_expect_abort, which passes only if the child died of SIGABRT and its
+ * stderr holds the expected text.  Where the pointer is known in advance
+ * the expected text is the whole prefix of the line, pointer included.
+ */
+#define _GNU_SOURCE
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "heaplib.h"
+#include "tap.h"
+
+#define MiB ((size_t)1 << 20)
+
+/* "heaplib: CALL(0xPTR): REASON" up to and including the reason given. */
+static const char *line(const char *call, const void *p, const char *reason)
+{
+	static char buf[8][160];
+	static int next;
+	char *b = buf[next++ & 7];
+	snprintf(b, sizeof buf[0], "heaplib: %s(0x%lx): %s", call,
+		 (unsigned long)(uintptr_t)p, reason);
+	return b;
+}
+
+static void do_free(void *p) { hl_free(p); }
+
+static void do_free_twice(void *p)
+{
+	hl_free(p);
+	hl_free(p);
+}
+
+/* The block goes back to its superblock, which hl_trim retires (it was
+ * the class's only block); the second free finds no live block there. */
+static void do_free_trim_free(void *p)
+{
+	hl_free(p);
+	hl_trim();
+	hl_free(p);
+}
+
+static void do_usable_size(void *p)
+{
+	volatile size_t n = hl_usable_size(p);
+	(void)n;
+}
+
+static void do_realloc(void *p)
+{
+	void *volatile q = hl_realloc(p, 200);
+	(void)q;
+}
+
+/* Use after free: half of 5000 blocks of 48 bytes are freed and pushed
+ * back into their superblocks (hl_trim drains the thread and transfer
+ * caches; the superblocks stay, being half full).  Their first 16 bytes
+ * are then overwritten, and allocating again must trip the check made
+ * before a free-list link is followed. */
+static void *volatile uaf_sink;
+
+static void do_use_after_free(void *arg)
+{
+	enum { N = 5000 };
+	static char *v[N];
+	(void)arg;
+	for (int i = 0; i < N; i++)
+		v[i] = hl_malloc(48);
+	for (int i = 1; i < N; i += 2)
+		hl_free(v[i]);
+	hl_trim();
+	for (int i = 1; i < N; i += 2) {
+		volatile unsigned char *b = (volatile unsigned char *)v[i];
+		for (int k = 0; k < 16; k++)
+			b[k] = 0x41;
+	}
+	for (int i = 0; i < N; i++)
+		uaf_sink = hl_malloc(48);
+}
+
+int main(void)
+{
+	plan(14);
+
+	int on_stack = 0;
+	tap_expect_abort(do_free, &on_stack, line("free", &on_stack, "invalid pointer"),
+			 "hl_free of a stack address aborts: free(PTR): invalid pointer");
+
+	char *m = mmap(NULL, 65536, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (m == MAP_FAILED) {
+		skip(1, "mmap failed");
+	} else {
+		tap_expect_abort(do_free, m + 256, line("free", m + 256, "invalid pointer"),
+				 "hl_free of a pointer into a mapping heaplib does not own aborts: invalid pointer");
+		munmap(m, 65536);
+	}
+
+	char *s64 = hl_malloc(64), *s4k = hl_malloc(4096), *l1m = hl_malloc(MiB);
+	tap_expect_abort(do_free, s64 + 8, line("free", s64 + 8, "interior pointer"),
+			 "hl_free(p + 8) of a 64-byte block aborts: interior pointer");
+	tap_expect_abort(do_free, s4k + 16, line("free", s4k + 16, "interior pointer"),
+			 "hl_free(p + 16) of a 4 KiB block aborts: interior pointer");
+	tap_expect_abort(do_free, l1m + 4096, line("free", l1m + 4096, "interior pointer"),
+			 "hl_free(p + 4096) of a 1 MiB block aborts: interior pointer");
+	tap_expect_abort(do_free, l1m + 100, line("free", l1m + 100, "interior pointer"),
+			 "hl_free(p + 100) of a 1 MiB block aborts: interior pointer");
+
+	tap_expect_abort(do_free_twice, s64, line("free", s64, "double free"),
+			 "hl_free twice in a row of a small block aborts: double free");
+	/* A freed large block is gone from the range table: either reason
+	 * is right, as long as the line names free and the pointer. */
+	tap_expect_abort(do_free_twice, l1m, line("free", l1m, ""),
+			 "hl_free twice in a row of a large block aborts, naming free and the pointer");
+
+	char *lone = hl_malloc(28000);
+	tap_expect_abort(do_free_trim_free, lone, line("free", lone, ""),
+			 "hl_free of a small block after hl_trim retired its superblock aborts, naming free and the pointer");
+
+	tap_expect_abort(do_usable_size, &on_stack,
+			 line("malloc_usable_size", &on_stack, "invalid pointer"),
+			 "hl_usable_size of a stack address aborts: malloc_usable_size(PTR): invalid pointer");
+	tap_expect_abort(do_realloc, s64 + 8, line("realloc", s64 + 8, "interior pointer"),
+			 "hl_realloc(p + 8, 200) of a 64-byte block aborts: realloc(PTR): interior pointer");
+	tap_expect_abort(do_realloc, l1m + 4096, line("realloc", l1m + 4096, "interior pointer"),
+			 "hl_realloc(p + 4096, 200) of a 1 MiB block aborts: realloc(PTR): interior pointer");
+
+	tap_expect_abort(do_use_after_free, NULL, "heaplib: malloc(0x",
+			 "hl_malloc after freed blocks were overwritten aborts, naming malloc and a pointer");
+	tap_expect_abort(do_use_after_free, NULL, "written after free",
+			 "hl_malloc after freed blocks were overwritten aborts: (over)written after free");
+
+	hl_free(s64);
+	hl_free(s4k);
+	hl_free(l1m);
+	hl_free(lone);
+	return done_testing();
+}
