@@ -178,6 +178,7 @@ static hl_desc_t *sb_new(unsigned h, unsigned cls)
 	for (uint32_t j = 0; j < ci->nslots; j++)
 		lf_store_release(&rec[j].word, PM_WORD(d->idx, cls, j, PM_SMALL));
 	HL_CTR_ADD(sb_created, 1);
+	HL_CTR_ADD(sb_live_cls[cls], 1);
 	return d;
 }
 
@@ -189,6 +190,7 @@ static void sb_retire(hl_desc_t *d)
 	lf_store_release(&d->anchor, a_make(HL_AVAIL_NONE, d->maxcount, SB_RETIRED, old));
 	pm_span_put(d->span, sb_order(d->nslots));
 	HL_CTR_ADD(sb_retired, 1);
+	HL_CTR_SUB(sb_live_cls[d->cls], 1);
 	desc_retire(d);
 }
 

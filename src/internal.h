@@ -314,6 +314,7 @@ typedef struct hl_counters {
 	uint64_t bytes_purged, spans_cached, large_live, large_bytes;
 	uint64_t tcache_bytes, transfer_bytes, threads_live, reserved;
 	uint64_t span_slots_used;
+	uint64_t sb_live_cls[HL_NCLASSES];  /* superblocks not retired, per class */
 } hl_counters_t;
 extern hl_counters_t hl_ctr;
 #define HL_CTR_ADD(f, v) ((void)lf_fetch_add_relaxed(&hl_ctr.f, (uint64_t)(v)))

@@ -151,8 +151,13 @@ static void *lg_cache_take(size_t len, size_t *got)
 			continue;
 		if (lf_cas_strong_acq_rel(&lg_cache[i], &w, 0)) {
 			lf_fetch_sub_relaxed(&lg_cache_bytes, have);
-			*got = have;
-			return (void *)(uintptr_t)((w & (((uint64_t)1 << 35) - 1)) << 12);
+			char *p = (char *)(uintptr_t)((w & (((uint64_t)1 << 35) - 1)) << 12);
+			/* Hand out exactly the pages asked for: the usable
+			 * size stays page-granular to the request. */
+			if (have > len)
+				os_unmap(p + len, have - len);
+			*got = len;
+			return p;
 		}
 	}
 	return NULL;

@@ -52,7 +52,6 @@ HL_EXPORT void hl_stats_print(FILE *out)
 	if (!out)
 		out = stderr;
 	fprintf(out,
-		"heaplib statistics\n"
 		"bytes_reserved %llu\nbytes_mapped %llu\nbytes_purged %llu\n"
 		"superblocks_live %llu\nsuperblocks_created %llu\n"
 		"superblocks_retired %llu\nsuperblocks_cached %llu\n"

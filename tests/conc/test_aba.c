@@ -24,6 +24,25 @@
 #include "tap.h"
 #include "park.h"
 
+/* The parked thread is created before a scenario sets up its stack and
+ * waits for this: creating a thread allocates (its TLS), and that must not
+ * take the nodes the scenario placed. */
+static sem_t t1_go;
+
+static pthread_t t1_start(void *(*fn)(void *))
+{
+	pthread_t t;
+	sem_init(&t1_go, 0, 0);
+	pthread_create(&t, NULL, fn, NULL);
+	return t;
+}
+
+static void t1_wait_go(void)
+{
+	while (sem_wait(&t1_go) != 0)
+		;
+}
+
 /* ---- span cache: superblock address ranges recycled ------------------- */
 
 static uint32_t t1_span;
@@ -32,6 +51,7 @@ static void *span_popper(void *arg)
 {
 	(void)arg;
 	bool fresh;
+	t1_wait_go();
 	park_arm_self();
 	t1_span = pm_span_get(0, NULL, &fresh);
 	return NULL;
@@ -41,6 +61,7 @@ static int scenario_span(void)
 {
 	bool fresh;
 	char *base;
+	pthread_t t = t1_start(span_popper);
 	/* Empty the cache of whatever start-up left there. */
 	while (pm_span_get(0, NULL, &fresh))
 		;
@@ -53,8 +74,7 @@ static int scenario_span(void)
 	pm_span_put(s1, 0);            /* cache: s1 s2 s3 */
 
 	park_setup("tstack_pop_read");
-	pthread_t t;
-	pthread_create(&t, NULL, span_popper, NULL);
+	sem_post(&t1_go);
 	park_wait_parked();            /* T1 read head s1, link s2 */
 	uint32_t a = pm_span_get(0, NULL, &fresh);   /* s1 */
 	uint32_t b = pm_span_get(0, NULL, &fresh);   /* s2: now ours */
@@ -97,6 +117,7 @@ static unsigned aba_cls;
 static void *list_popper(void *arg)
 {
 	(void)arg;
+	t1_wait_go();
 	park_arm_self();
 	t1_desc = sb_test_unlist(aba_cls);
 	return NULL;
@@ -105,6 +126,7 @@ static void *list_popper(void *arg)
 static int scenario_plist(void)
 {
 	aba_cls = sc_of(28672);
+	pthread_t t = t1_start(list_popper);
 	while (sb_test_unlist(aba_cls))
 		;
 	hl_desc_t *A = sb_test_new(0, aba_cls), *B = sb_test_new(0, aba_cls);
@@ -114,8 +136,7 @@ static int scenario_plist(void)
 	sb_test_list(A);               /* list: A B C */
 
 	park_setup("tstack_pop_read");
-	pthread_t t;
-	pthread_create(&t, NULL, list_popper, NULL);
+	sem_post(&t1_go);
 	park_wait_parked();            /* T1 holds a hazard on A, read link B */
 	hl_desc_t *a = sb_test_unlist(aba_cls);
 	hl_desc_t *b = sb_test_unlist(aba_cls);     /* B is ours now */

@@ -22,9 +22,13 @@
 static unsigned rc_cls;
 static hl_desc_t *t1_got;
 
+static sem_t t1_go;
+
 static void *popper(void *arg)
 {
 	(void)arg;
+	while (sem_wait(&t1_go) != 0)
+		;
 	park_arm_self();
 	t1_got = sb_test_unlist(rc_cls);
 	return NULL;
@@ -37,6 +41,10 @@ int main(void)
 	plan(8);
 	hl_free(hl_malloc(1));
 	rc_cls = sc_of(20000);
+	/* Create the thread first: thread creation allocates. */
+	sem_init(&t1_go, 0, 0);
+	pthread_t t;
+	pthread_create(&t, NULL, popper, NULL);
 	while (sb_test_unlist(rc_cls))
 		;
 	lf_hp_rec_t *me = desc_hp_rec();
@@ -48,8 +56,7 @@ int main(void)
 	sb_test_list(A);
 
 	park_setup("tstack_guard_read");
-	pthread_t t;
-	pthread_create(&t, NULL, popper, NULL);
+	sem_post(&t1_go);
 	park_wait_parked();       /* T1: hazard on A published and validated */
 
 	hl_desc_t *a = sb_test_unlist(rc_cls);

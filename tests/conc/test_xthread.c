@@ -55,7 +55,7 @@ static void *ring(void *arg)
 		size_t sz[N];
 		for (int i = 0; i < N; i++) {
 			seed = seed * 1103515245u + 12345u;
-			sz[i] = (i % 64 == 0) ? 40000 + (seed >> 8) % 300000 : 8 + (seed >> 8) % 32760;
+			sz[i] = (i % 64 == 0) ? 40000 + (seed >> 8) % 300000 : 16 + (seed >> 8) % 32752;
 			v[i] = hl_malloc(sz[i]);
 			if (!v[i]) {
 				__atomic_add_fetch(&errors, 1, __ATOMIC_RELAXED);
