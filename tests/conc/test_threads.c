@@ -97,7 +97,14 @@ int main(void)
 
 	ok(bad_blocks == 0, "%d threads allocated, handed over and freed blocks intact", total);
 	diag("rss after %d threads: %ld KiB; after %d: %ld KiB", warm, rss0, total, rss1);
+#ifdef HL_SANITIZER
+	/* The sanitizer runtime keeps per-thread state of its own (ASan's
+	 * thread registry and quarantine): the plain build measures ours. */
+	skip(1, "resident memory is the sanitizer's here (grew %ld KiB); checked in the plain build",
+	     rss1 - rss0);
+#else
 	ok(rss1 - rss0 < 8 * 1024, "resident memory stays flat (grew %ld KiB)", rss1 - rss0);
+#endif
 	ok(b.threads_live <= a.threads_live, "thread caches are handed back at exit (%llu live, %llu before)",
 	   (unsigned long long)b.threads_live, (unsigned long long)a.threads_live);
 	ok(b.superblocks_live <= a.superblocks_live + 16,
