@@ -292,7 +292,6 @@ typedef struct hl_config {
 	uint32_t decay_ms;        /* HEAPLIB_DECAY_MS */
 	uint64_t cache_budget;    /* HEAPLIB_CACHE_BUDGET: bytes, all caches */
 	uint32_t idle_ms;         /* HEAPLIB_IDLE_MS */
-	bool check;               /* HEAPLIB_CHECK */
 	uint32_t heaps;           /* HEAPLIB_HEAPS: 0 = 4 per CPU */
 } hl_config_t;
 

@@ -13,7 +13,7 @@ static const char *park_name;
 static int park_armed;
 static sem_t park_parked, park_resume;
 
-static void park_hook(const char *name)
+static inline void park_hook(const char *name)
 {
 	if (!park_target || strcmp(name, park_name) != 0)
 		return;
@@ -24,7 +24,7 @@ static void park_hook(const char *name)
 		;
 }
 
-static void park_setup(const char *name)
+static inline void park_setup(const char *name)
 {
 	sem_init(&park_parked, 0, 0);
 	sem_init(&park_resume, 0, 0);
@@ -33,19 +33,19 @@ static void park_setup(const char *name)
 }
 
 /* Called by the thread to be parked, right before the operation. */
-static void park_arm_self(void)
+static inline void park_arm_self(void)
 {
 	park_target = 1;
 	__atomic_store_n(&park_armed, 1, __ATOMIC_RELEASE);
 }
 
-static void park_wait_parked(void)
+static inline void park_wait_parked(void)
 {
 	while (sem_wait(&park_parked) != 0)
 		;
 }
 
-static void park_release(void)
+static inline void park_release(void)
 {
 	sem_post(&park_resume);
 }
