@@ -73,6 +73,136 @@ int hl_stats_get(hl_stats_t *st);
 /* Print the statistics, one "name value" per line, to out (stderr if NULL). */
 void hl_stats_print(FILE *out);
 
+/* ---- regions and tasks --------------------------------------------------
+ *
+ * A region is a pool of memory with attributes; an allocation says what it
+ * needs (reachability, security) and what it prefers (proximity), and
+ * heaplib picks a region.  Plain malloc uses the default region: private
+ * anonymous memory, reachable by the system (HL_REACH_SYS), not secure.
+ * A task groups threads under one policy (quota, secure, allowed regions);
+ * threads that join none belong to the default task.
+ */
+typedef enum hl_error {
+	HL_OK = 0,
+	HL_ENOMEM = 1,     /* every qualifying region (or the task's quota) is full */
+	HL_EINVAL = 2,     /* a bad argument: says nothing was changed */
+	HL_ENOREGION = 3,  /* no region satisfies the constraint */
+	HL_EAGAIN = 4,     /* would have to wait, and HL_NOWAIT was given */
+	HL_EPERM = 5,      /* a rule or a system limit forbids it (RLIMIT_MEMLOCK) */
+	HL_EBUSY = 6,      /* still holds memory or threads */
+} hl_error_t;
+
+/* A fixed English description of err ("unknown error" for others). */
+const char *hl_strerror(hl_error_t err);
+
+/* Reachability: who may access the memory. */
+#define HL_REACH_SYS     0x1u   /* the CPU, through the system's page tables */
+#define HL_REACH_DMA     0x2u   /* devices by DMA: user-supplied buffers only */
+#define HL_REACH_CLUSTER 0x4u   /* other nodes of a cluster (shared memory) */
+#define HL_REACH_CPU     0x8u   /* a particular CPU complex (see node) */
+
+typedef enum hl_backing {
+	HL_BACKING_ANON = 0,    /* private anonymous pages (the default) */
+	HL_BACKING_MEMFD = 1,   /* a memfd of `capacity` bytes, shared mapping */
+	HL_BACKING_HUGETLB = 2, /* `capacity` bytes of huge pages (MAP_HUGETLB) */
+	HL_BACKING_BUFFER = 3,  /* the caller's buffer [buffer, buffer + capacity) */
+} hl_backing_t;
+
+typedef struct hl_region hl_region_t;
+typedef struct hl_task hl_task_t;
+
+typedef enum hl_region_event {
+	HL_EVENT_LOW = 1,   /* free bytes fell below the low watermark */
+	HL_EVENT_HIGH = 2,  /* free bytes rose back above the high watermark */
+} hl_region_event_t;
+
+/* Runs on the thread whose allocation or free crossed the watermark,
+ * after that call's work is done and outside every internal structure:
+ * it may allocate and free (even in the same region). */
+typedef void (*hl_notify_fn)(hl_region_t *region, hl_region_event_t event, void *arg);
+
+typedef struct hl_region_attr {
+	size_t struct_size;      /* sizeof(hl_region_attr_t) */
+	const char *name;        /* copied (up to 31 bytes); NULL for none */
+	unsigned reach;          /* HL_REACH_* set; 0 means HL_REACH_SYS */
+	int secure;              /* locked, kept out of core dumps, wiped on free */
+	int node;                /* proximity node (0 if unknown) */
+	size_t capacity;         /* bytes it may back; 0: unbounded (ANON only) */
+	size_t wmark_min, wmark_low, wmark_high;  /* free bytes; need a capacity */
+	hl_backing_t backing;
+	void *buffer;            /* HL_BACKING_BUFFER: 64 KiB aligned */
+	hl_notify_fn notify;     /* watermark events, or NULL */
+	void *notify_arg;
+} hl_region_attr_t;
+
+int hl_region_create(const hl_region_attr_t *attr, hl_region_t **out);
+int hl_region_delete(hl_region_t *region);
+/* Free every block of the region at once (no thread may be using it). */
+int hl_region_reset(hl_region_t *region);
+/* The region a block belongs to (the default region for plain malloc
+ * blocks), or NULL for a pointer heaplib did not return. */
+hl_region_t *hl_region_of(const void *ptr);
+hl_region_t *hl_region_default(void);
+
+typedef struct hl_region_stats {
+	size_t struct_size;
+	uint64_t capacity;        /* 0: unbounded */
+	uint64_t bytes_backed;    /* superblock and large-block bytes it backs */
+	uint64_t bytes_live;      /* bytes of blocks allocated (usable sizes) */
+	uint64_t blocks_live;
+	uint64_t superblocks;
+	uint64_t allocs, frees;   /* totals */
+	uint64_t events_low, events_high;
+} hl_region_stats_t;
+
+int hl_region_stats(const hl_region_t *region, hl_region_stats_t *st);
+const char *hl_region_name(const hl_region_t *region);
+
+/* Placement of one allocation: reach is a constraint, node a preference. */
+typedef struct hl_place {
+	unsigned reach;          /* set the memory must be reachable from; 0 = SYS */
+	int node;                /* preferred proximity node; -1: no preference */
+	hl_region_t *region;     /* if not NULL: this region only */
+} hl_place_t;
+
+#define HL_ZERO      0x1u   /* zero the block */
+#define HL_NOWAIT    0x2u   /* never wait (for migration) */
+#define HL_NOMIGRATE 0x4u   /* the block must never move (DMA, pinned I/O) */
+#define HL_SECURE    0x8u   /* only a secure region will do */
+
+/* Allocate size bytes under place (NULL: the calling task's default) into
+ * *out; align is 0 or a power of two. */
+int hl_alloc(size_t size, const hl_place_t *place, unsigned flags, void **out);
+int hl_alloc_aligned(size_t size, size_t align, const hl_place_t *place,
+		     unsigned flags, void **out);
+
+typedef struct hl_task_attr {
+	size_t struct_size;      /* sizeof(hl_task_attr_t) */
+	const char *name;
+	size_t quota;            /* bytes backed for it, all regions; 0: none */
+	int secure;              /* all its memory from secure regions */
+	hl_region_t *const *regions;  /* regions it may use; NULL: all */
+	size_t nregions;
+} hl_task_attr_t;
+
+typedef struct hl_task_stats {
+	size_t struct_size;
+	uint64_t bytes_backed;    /* all regions */
+	uint64_t bytes_live;
+	uint64_t blocks_live;
+	uint64_t threads;         /* joined now */
+	uint64_t quota;
+} hl_task_stats_t;
+
+int hl_task_create(const hl_task_attr_t *attr, hl_task_t **out);
+/* The calling thread joins task (NULL: the default task); its cache is
+ * flushed first. */
+int hl_task_join(hl_task_t *task);
+int hl_task_destroy(hl_task_t *task);
+/* Accounting of the task, in all regions (region NULL) or in one. */
+int hl_task_stats(const hl_task_t *task, const hl_region_t *region, hl_task_stats_t *st);
+hl_task_t *hl_task_self(void);
+
 #ifdef __cplusplus
 }
 #endif

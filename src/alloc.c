@@ -18,6 +18,8 @@
 static HL_NOINLINE void *hl_alloc_slow(size_t size)
 {
 	hl_ensure_init();
+	if (HL_UNLIKELY(hl_cur_task))
+		return rg_task_alloc(size, 0, false);
 	void *p;
 	if (size <= HL_SMALL_MAX)
 		p = tc_alloc_slow(sc_of(size));
@@ -43,11 +45,21 @@ void *hl_alloc_impl(size_t size, const char *call)
 	return hl_alloc_slow(size);
 }
 
-/* p lies in the reservation but its slot holds no live small block. */
-static HL_COLD void hl_bad_slot(const void *p, uint64_t w, const char *call)
+/* p's slot record is not a default-arena small block: a block of another
+ * task or region, a large block sharing a region pool's chunk-map entry,
+ * or a bad pointer. */
+static HL_NOINLINE void hl_free_other(void *p, uint64_t w, const char *call)
 {
-	if (PM_KIND(w) == PM_SMALL)
-		hl_fatal(call, p, "block of a region other than the default (not supported yet)");
+	if (PM_KIND(w) == PM_SMALL) {
+		rg_free_small(p, w, call);
+		return;
+	}
+	if (PM_KIND(w) == PM_NONE) {
+		int saved = errno;
+		large_free(p, call);
+		errno = saved;
+		return;
+	}
 	hl_fatal(call, p, "invalid pointer (not allocated by heaplib, or already freed)");
 }
 
@@ -63,8 +75,10 @@ void hl_free_impl(void *p, const char *call)
 	pm_slot_t *rec = pm_lookup(p);
 	if (HL_LIKELY(rec)) {
 		uint64_t w = lf_load_relaxed(&rec->word);
-		if (HL_UNLIKELY(PM_FASTKIND(w) != PM_SMALL))
-			hl_bad_slot(p, w, call);
+		if (HL_UNLIKELY(PM_FASTKIND(w) != PM_SMALL)) {
+			hl_free_other(p, w, call);
+			return;
+		}
 		unsigned cls = PM_CLS(w);
 		char *sb = (char *)((uintptr_t)p & ~(uintptr_t)(HL_SLOT_SIZE - 1)) -
 			   ((size_t)PM_OFF(w) << HL_SLOT_SHIFT);
@@ -94,10 +108,10 @@ size_t hl_usable_impl(const void *p, const char *call)
 	if (!p)
 		return 0;
 	pm_slot_t *rec = pm_lookup(p);
-	if (rec) {
-		uint64_t w = lf_load_relaxed(&rec->word);
-		if (PM_FASTKIND(w) != PM_SMALL)
-			hl_bad_slot(p, w, call);
+	uint64_t w = rec ? lf_load_relaxed(&rec->word) : 0;
+	if (rec && PM_KIND(w) != PM_NONE) {
+		if (PM_KIND(w) != PM_SMALL)
+			hl_fatal(call, p, "invalid pointer (not allocated by heaplib, or already freed)");
 		unsigned cls = PM_CLS(w);
 		char *sb = (char *)((uintptr_t)p & ~(uintptr_t)(HL_SLOT_SIZE - 1)) -
 			   ((size_t)PM_OFF(w) << HL_SLOT_SHIFT);
@@ -141,6 +155,8 @@ HL_EXPORT void *hl_calloc(size_t n, size_t m)
 	}
 	if (size > HL_SMALL_MAX) {
 		hl_ensure_init();
+		if (HL_UNLIKELY(hl_cur_task))
+			return rg_task_alloc(size, 0, true);
 		return large_alloc(size, 0, true);
 	}
 	void *p = hl_alloc_impl(size, "calloc");
@@ -162,6 +178,8 @@ static void *hl_aligned_impl(size_t align, size_t size, const char *call)
 			if (sc_table[c].size % align == 0)
 				return hl_alloc_impl(sc_table[c].size, call);
 	}
+	if (HL_UNLIKELY(hl_cur_task))
+		return rg_task_alloc(size ? size : 1, align, false);
 	return large_alloc(size ? size : 1, align, false);
 }
 
@@ -215,6 +233,11 @@ HL_EXPORT void *hl_realloc(void *p, size_t size)
 		return NULL;
 	}
 	size_t old = hl_usable_impl(p, "realloc");
+	pm_slot_t *rec = pm_lookup(p);
+	uint64_t w = rec ? lf_load_relaxed(&rec->word) : 0;
+	int arena = rec && PM_KIND(w) == PM_SMALL ? (int)PM_ARENA(w) : large_arena_of(p);
+	if (HL_UNLIKELY(arena > 0))
+		return rg_realloc(p, old, size);   /* stays in its region */
 	if (old > HL_SMALL_MAX && size > HL_SMALL_MAX) {
 		void *q = large_realloc(p, size);
 		if (q)
@@ -252,6 +275,7 @@ HL_EXPORT int hl_trim(void)
 	tc_thread_flush();
 	tc_drain_transfer();
 	size_t n = sb_sweep_all();
+	rg_fire_events();
 	size_t b = pm_purge(true);
 	b += large_trim(true);
 	return n || b;

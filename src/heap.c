@@ -49,16 +49,42 @@ static inline uint64_t a_make(uint32_t avail, uint32_t count, unsigned state,
 static sb_heap_t sb_heaps[HL_MAX_HEAPS];
 static unsigned sb_nheaps;
 static unsigned sb_heap_next;
-static lf_tstack_t sb_plist[HL_NCLASSES];
+static sb_arena_t sb_arena0;
 static uint32_t sb_lkey;   /* link encoding key */
+sb_arena_t *sb_arenas[HL_MAX_ARENAS];
+uint32_t sb_narenas;
 
 void sb_init(void)
 {
 	unsigned n = hl_config.heaps ? hl_config.heaps : os_ncpu() * 4;
 	sb_nheaps = n > HL_MAX_HEAPS ? HL_MAX_HEAPS : n;
 	for (unsigned c = 0; c < HL_NCLASSES; c++)
-		lf_tstack_init(&sb_plist[c]);
+		lf_tstack_init(&sb_arena0.plist[c]);
+	sb_arena0.heaps = sb_heaps;
+	sb_arena0.nheaps = sb_nheaps;
+	lf_store_release(&sb_arenas[0], &sb_arena0);
+	lf_store_release(&sb_narenas, 1u);
 	sb_lkey = (uint32_t)(os_random64() >> 16);
+}
+
+/* A new arena with one heap; NULL when the table or the OS is out. */
+sb_arena_t *sb_arena_new(uint32_t region, struct hl_task *task)
+{
+	uint32_t id = lf_fetch_add_relaxed(&sb_narenas, 1u);
+	if (id >= HL_MAX_ARENAS)
+		return NULL;
+	sb_arena_t *a = os_map(sizeof(sb_arena_t) + sizeof(sb_heap_t) + 64);
+	if (!a)
+		return NULL;
+	for (unsigned c = 0; c < HL_NCLASSES; c++)
+		lf_tstack_init(&a->plist[c]);
+	a->heaps = (sb_heap_t *)(((uintptr_t)(a + 1) + 63) & ~(uintptr_t)63);
+	a->nheaps = 1;
+	a->id = id;
+	a->region = region;
+	a->task = task;
+	lf_store_release(&sb_arenas[id], a);
+	return a;
 }
 
 unsigned sb_heap_count(void) { return sb_nheaps; }
@@ -110,13 +136,13 @@ static void sb_list(hl_desc_t *d)
 	if (!lf_cas_strong_acq_rel(&d->listed, &zero, 1))
 		hl_fatal_assert("descriptor listed twice", __FILE__, __LINE__);
 #endif
-	lf_tstack_push(&sb_plist[d->cls], d->idx, &d->plist_link);
+	lf_tstack_push(&sb_arena(d->arena)->plist[d->cls], d->idx, &d->plist_link);
 }
 
-static hl_desc_t *sb_unlist(unsigned cls)
+static hl_desc_t *sb_unlist(sb_arena_t *a, unsigned cls)
 {
 	lf_hp_rec_t *r = desc_hp_rec();
-	uint32_t idx = lf_tstack_pop_guarded(&sb_plist[cls], sb_plist_link,
+	uint32_t idx = lf_tstack_pop_guarded(&a->plist[cls], sb_plist_link,
 					     sb_plist_guard, r);
 	lf_hp_clear(r, 0);
 	if (!idx)
@@ -137,33 +163,58 @@ static unsigned sb_order(uint32_t nslots)
 	return (unsigned)__builtin_ctz(nslots);
 }
 
-/* A new superblock of class cls, owned by the caller. */
-static hl_desc_t *sb_new(unsigned h, unsigned cls)
+static void sb_span_put(sb_arena_t *a, char *base, uint32_t span, unsigned order)
+{
+	if (a->id == 0)
+		pm_span_put(span, order);
+	else
+		rg_span_put(a, base, span, order);
+}
+
+/* A new superblock of class cls in arena a, owned by the caller.  NULL
+ * with *err set when memory is refused. */
+static hl_desc_t *sb_new(sb_arena_t *a, unsigned cls, int *err)
 {
 	const sc_info_t *ci = &sc_table[cls];
 	unsigned order = sb_order(ci->nslots);
 	char *base = NULL;
-	bool fresh;
-	uint32_t span = pm_span_get(order, NULL, &fresh);
-	if (!span) {
-		sb_sweep();
+	uint32_t span = 0;
+	*err = HL_ENOMEM;
+	if (a->id == 0) {
+		bool fresh;
 		span = pm_span_get(order, NULL, &fresh);
+		if (!span) {
+			sb_sweep(a);
+			span = pm_span_get(order, NULL, &fresh);
+		}
+		if (span)
+			base = pm_addr_of_span(span);
+		else
+			span = pm_span_get(order, &base, &fresh);
+		if (!span)
+			return NULL;
+	} else {
+		base = rg_span_get(a, order, &span, err);
+		if (!base) {
+			/* Empty superblocks of this arena may be waiting on
+			 * its partial lists: retire them and try again. */
+			if (*err != HL_ENOMEM || !sb_sweep(a))
+				return NULL;
+			base = rg_span_get(a, order, &span, err);
+			if (!base)
+				return NULL;
+		}
 	}
-	if (span)
-		base = pm_addr_of_span(span);
-	else
-		span = pm_span_get(order, &base, &fresh);
-	if (!span)
-		return NULL;
 	hl_desc_t *d = desc_alloc();
 	if (!d) {
-		pm_span_put(span, order);
+		sb_span_put(a, base, span, order);
+		*err = HL_ENOMEM;
 		return NULL;
 	}
 	d->base = base;
 	d->cls = cls;
 	d->maxcount = ci->maxcount;
-	d->heap = h;
+	d->arena = a->id;
 	d->span = span;
 	d->nslots = ci->nslots;
 	lf_store_relaxed(&d->listed, 0);
@@ -174,11 +225,14 @@ static hl_desc_t *sb_new(unsigned h, unsigned cls)
 	}
 	uint64_t old = lf_load_relaxed(&d->anchor);
 	lf_store_release(&d->anchor, a_make(0, ci->maxcount, SB_ACTIVE, old));
-	pm_slot_t *rec = pm_slot_of_span(span);
 	for (uint32_t j = 0; j < ci->nslots; j++)
-		lf_store_release(&rec[j].word, PM_WORD(d->idx, cls, j, PM_SMALL));
+		lf_store_release(&pm_lookup(base + ((size_t)j << HL_SLOT_SHIFT))->word,
+				 PM_WORD(d->idx, cls, j, PM_SMALL, a->id));
 	HL_CTR_ADD(sb_created, 1);
 	HL_CTR_ADD(sb_live_cls[cls], 1);
+	lf_fetch_add_relaxed(&a->superblocks, 1);
+	if (a->id == 0)
+		lf_fetch_add_relaxed(&a->backed, (uint64_t)ci->nslots << HL_SLOT_SHIFT);
 	return d;
 }
 
@@ -188,10 +242,23 @@ static void sb_retire(hl_desc_t *d)
 	uint64_t old = lf_load_relaxed(&d->anchor);
 	HL_ASSERT(a_count(old) == d->maxcount && a_state(old) == SB_ACTIVE);
 	lf_store_release(&d->anchor, a_make(HL_AVAIL_NONE, d->maxcount, SB_RETIRED, old));
-	pm_span_put(d->span, sb_order(d->nslots));
+	sb_arena_t *a = sb_arena(d->arena);
+	sb_span_put(a, d->base, d->span, sb_order(d->nslots));
+	lf_fetch_sub_relaxed(&a->superblocks, 1);
+	if (a->id == 0)
+		lf_fetch_sub_relaxed(&a->backed, (uint64_t)d->nslots << HL_SLOT_SHIFT);
 	HL_CTR_ADD(sb_retired, 1);
 	HL_CTR_SUB(sb_live_cls[d->cls], 1);
 	desc_retire(d);
+}
+
+/* Region reset: the superblock's blocks are all dropped at once.  The
+ * caller has made sure nobody else holds or pops it. */
+void sb_force_retire(hl_desc_t *d)
+{
+	uint64_t old = lf_load_relaxed(&d->anchor);
+	lf_store_release(&d->anchor, a_make(0, d->maxcount, SB_ACTIVE, old));
+	sb_retire(d);
 }
 
 /* Owner only: take up to want blocks with one CAS.  Pushers may run at
@@ -229,38 +296,46 @@ static unsigned sb_pop(hl_desc_t *d, void **out, unsigned want, bool *full)
 }
 
 /* Owner only: keep d where the next allocation finds it. */
-static void sb_put_back(unsigned h, unsigned cls, hl_desc_t *d)
+static void sb_put_back(sb_arena_t *a, unsigned h, unsigned cls, hl_desc_t *d)
 {
 	uint32_t zero = 0;
-	if (lf_cas_strong_acq_rel(&sb_heaps[h].slot[cls].active, &zero, d->idx))
+	if (lf_cas_strong_acq_rel(&a->heaps[h].slot[cls].active, &zero, d->idx))
 		return;
 	zero = 0;
-	if (lf_cas_strong_acq_rel(&sb_heaps[h].slot[cls].partial, &zero, d->idx))
+	if (lf_cas_strong_acq_rel(&a->heaps[h].slot[cls].partial, &zero, d->idx))
 		return;
 	sb_list(d);
 }
 
-unsigned sb_alloc_batch(unsigned h, unsigned cls, void **out, unsigned want)
+unsigned sb_alloc_batch_err(sb_arena_t *a, unsigned h, unsigned cls, void **out,
+			    unsigned want, int *err)
 {
 	unsigned total = 0;
 	while (total < want) {
-		uint32_t idx = lf_exchange_acq_rel(&sb_heaps[h].slot[cls].active, 0);
+		uint32_t idx = lf_exchange_acq_rel(&a->heaps[h].slot[cls].active, 0);
 		if (!idx)
-			idx = lf_exchange_acq_rel(&sb_heaps[h].slot[cls].partial, 0);
-		hl_desc_t *d = idx ? desc_at(idx) : sb_unlist(cls);
+			idx = lf_exchange_acq_rel(&a->heaps[h].slot[cls].partial, 0);
+		hl_desc_t *d = idx ? desc_at(idx) : sb_unlist(a, cls);
 		if (!d) {
 			if (total)
 				break;
-			d = sb_new(h, cls);
+			d = sb_new(a, cls, err);
 			if (!d)
 				break;
 		}
 		bool full;
 		total += sb_pop(d, out + total, want - total, &full);
 		if (!full)
-			sb_put_back(h, cls, d);
+			sb_put_back(a, h, cls, d);
 	}
 	return total;
+}
+
+unsigned sb_alloc_batch(sb_arena_t *a, unsigned h, unsigned cls, void **out,
+			unsigned want)
+{
+	int err;
+	return sb_alloc_batch_err(a, h, cls, out, want, &err);
 }
 
 /* Push the group blocks[0..n) (all of descriptor d) with one CAS. */
@@ -334,16 +409,16 @@ void sb_free_batch(unsigned cls, void **blocks, unsigned n, const char *call)
 	}
 }
 
-/* Retire every fully free superblock on the partial lists (and, with
- * slots, in the heaps' slots too).  Any thread; each descriptor examined
+/* Retire every fully free superblock on arena a's partial lists (and, with
+ * slots, in its heaps' slots too).  Any thread; each descriptor examined
  * is owned by the sweeper while it looks at it. */
-static size_t sb_sweep_impl(bool slots)
+size_t sb_sweep_arena(sb_arena_t *a, bool slots)
 {
 	size_t n = 0;
 	for (unsigned c = 0; c < HL_NCLASSES; c++) {
-		if (lf_tstack_empty(&sb_plist[c]))
+		if (lf_tstack_empty(&a->plist[c]))
 			continue;
-		uint32_t idx = lf_tstack_pop_all(&sb_plist[c]);
+		uint32_t idx = lf_tstack_pop_all(&a->plist[c]);
 		while (idx) {
 			hl_desc_t *d = desc_at(idx);
 			idx = lf_load_relaxed(&d->plist_link);
@@ -360,21 +435,21 @@ static size_t sb_sweep_impl(bool slots)
 		}
 	}
 	if (slots) {
-		for (unsigned h = 0; h < sb_nheaps; h++)
+		for (unsigned h = 0; h < a->nheaps; h++)
 			for (unsigned c = 0; c < HL_NCLASSES; c++) {
-				uint32_t *s[2] = { &sb_heaps[h].slot[c].active,
-						   &sb_heaps[h].slot[c].partial };
+				uint32_t *s[2] = { &a->heaps[h].slot[c].active,
+						   &a->heaps[h].slot[c].partial };
 				for (int k = 0; k < 2; k++) {
 					uint32_t idx = lf_exchange_acq_rel(s[k], 0);
 					if (!idx)
 						continue;
 					hl_desc_t *d = desc_at(idx);
-					uint64_t a = lf_load_acquire(&d->anchor);
-					if (a_count(a) == d->maxcount) {
+					uint64_t an = lf_load_acquire(&d->anchor);
+					if (a_count(an) == d->maxcount) {
 						sb_retire(d);
 						n++;
 					} else {
-						sb_put_back(h, c, d);
+						sb_put_back(a, h, c, d);
 					}
 				}
 			}
@@ -382,14 +457,30 @@ static size_t sb_sweep_impl(bool slots)
 	return n;
 }
 
-size_t sb_sweep(void) { return sb_sweep_impl(false); }
-size_t sb_sweep_all(void) { return sb_sweep_impl(true); }
+size_t sb_sweep(sb_arena_t *a) { return sb_sweep_arena(a, false); }
+
+size_t sb_sweep_all(void)
+{
+	size_t n = 0;
+	uint32_t na = lf_load_acquire(&sb_narenas);
+	for (uint32_t i = 0; i < na && i < HL_MAX_ARENAS; i++) {
+		sb_arena_t *a = sb_arena(i);
+		if (a)
+			n += sb_sweep_arena(a, true);
+	}
+	return n;
+}
 
 #ifdef HL_TEST_HOOKS
 /* The real functions, reachable from the deterministic tests. */
-hl_desc_t *sb_test_new(unsigned h, unsigned cls) { return sb_new(h, cls); }
+hl_desc_t *sb_test_new(unsigned h, unsigned cls)
+{
+	int err;
+	(void)h;
+	return sb_new(&sb_arena0, cls, &err);
+}
 void sb_test_list(hl_desc_t *d) { sb_list(d); }
-hl_desc_t *sb_test_unlist(unsigned cls) { return sb_unlist(cls); }
+hl_desc_t *sb_test_unlist(unsigned cls) { return sb_unlist(&sb_arena0, cls); }
 unsigned sb_test_pop(hl_desc_t *d, void **out, unsigned want, bool *full)
 {
 	return sb_pop(d, out, want, full);

@@ -54,6 +54,7 @@ void hl_init_slow(void)
 	pm_init();
 	desc_init();
 	sb_init();
+	rg_init();
 	large_init();
 	tc_init();
 	hl_in_init = 0;

@@ -126,7 +126,7 @@ typedef struct hl_desc {
 	uint32_t cls;
 	uint32_t maxcount;
 	uint32_t listed;        /* test builds: 1 while on a partial list */
-	uint32_t heap;
+	uint32_t arena;         /* arena id (task, region) */
 	lf_hp_node_t hp;        /* retire link */
 	uint32_t span;          /* span index (first slot, 1-based) */
 	uint32_t nslots;
@@ -158,22 +158,22 @@ enum pm_kind {
 };
 
 typedef struct pm_slot {
-	uint64_t word;  /* desc:32 | cls:8 | off:8 | kind:8 | region:8 */
+	uint64_t word;  /* desc:32 | cls:8 | off:4 | kind:4 | arena:16 */
 	uint32_t link;  /* span-cache link, on a span's first slot */
 	uint32_t stamp; /* ms clock when the span was emptied */
 } pm_slot_t;
 
-#define PM_WORD(desc, cls, off, kind) \
+#define PM_WORD(desc, cls, off, kind, arena) \
 	((uint64_t)(desc) | ((uint64_t)(cls) << 32) | ((uint64_t)(off) << 40) | \
-	 ((uint64_t)(kind) << 48))
+	 ((uint64_t)(kind) << 44) | ((uint64_t)(arena) << 48))
 #define PM_DESC(w) ((uint32_t)(w))
 #define PM_CLS(w) ((unsigned)((w) >> 32) & 0xffu)
-#define PM_OFF(w) ((unsigned)((w) >> 40) & 0xffu)
-#define PM_KIND(w) ((unsigned)((w) >> 48) & 0xffu)
-#define PM_REGION(w) ((unsigned)((w) >> 56))
-/* kind and region together: the free fast path takes only default-region
- * small blocks. */
-#define PM_FASTKIND(w) ((unsigned)((w) >> 48))
+#define PM_OFF(w) ((unsigned)((w) >> 40) & 0xfu)
+#define PM_KIND(w) ((unsigned)((w) >> 44) & 0xfu)
+#define PM_ARENA(w) ((unsigned)((w) >> 48))
+/* kind and arena together: the free fast path takes only small blocks of
+ * arena 0 (default task, default region). */
+#define PM_FASTKIND(w) ((unsigned)((w) >> 44))
 
 extern pm_slot_t *pm_chunkmap[HL_CHUNKMAP_LEN];
 
@@ -196,6 +196,12 @@ void pm_init(void);
  * touched or were purged. */
 uint32_t pm_span_get(unsigned order, char **base, bool *fresh);
 void pm_span_put(uint32_t span, unsigned order);   /* emptied: cache it */
+void pm_span_put_clean(uint32_t span, unsigned order); /* already purged */
+/* Install slot records for [base, base + len) (64 KiB aligned) outside the
+ * reservation (a region's pool); false if the page map cannot. */
+bool pm_map_foreign(char *base, size_t len);
+/* Call fn on the first slot record of every live superblock. */
+void pm_scan(void (*fn)(pm_slot_t *rec, void *ctx), void *ctx);
 pm_slot_t *pm_slot_of_span(uint32_t span);
 char *pm_addr_of_span(uint32_t span);
 size_t pm_purge(bool all);    /* purge cached spans past the decay age */
@@ -203,6 +209,8 @@ void pm_maybe_purge(void);    /* cheap clock check on slow paths */
 
 /* ---- superblocks, heaps, partial lists --------------------------------- */
 #define HL_MAX_HEAPS 64u
+#define HL_MAX_ARENAS 4096u
+#define HL_MAX_REGIONS 64u
 
 typedef struct sb_heap {
 	struct {
@@ -211,17 +219,47 @@ typedef struct sb_heap {
 	} slot[HL_NCLASSES];
 } lf_cacheline_aligned sb_heap_t;
 
+/* An arena is the superblocks of one (task, region) pair: its own heap
+ * slots and partial lists.  Arena 0 is the default task on the default
+ * region, sharded over many heaps and fed by the thread caches; every
+ * other arena has one heap and is reached only through slow paths.
+ * Arenas are never freed (type-stable): slot records name them. */
+typedef struct sb_arena {
+	lf_tstack_t plist[HL_NCLASSES];
+	sb_heap_t *heaps;
+	uint32_t nheaps;
+	uint32_t id;
+	uint32_t region;          /* region id */
+	uint32_t gen;             /* the region's generation when created */
+	struct hl_task *task;
+	/* accounting, relaxed atomics */
+	uint64_t backed;          /* span and large bytes */
+	uint64_t live_bytes, live_blocks, superblocks;
+} sb_arena_t;
+
+extern sb_arena_t *sb_arenas[HL_MAX_ARENAS];
+extern uint32_t sb_narenas;
+static inline sb_arena_t *sb_arena(unsigned id) { return lf_load_acquire(&sb_arenas[id]); }
+sb_arena_t *sb_arena_new(uint32_t region, struct hl_task *task);
+
 void sb_init(void);
 unsigned sb_heap_count(void);
 unsigned sb_heap_pick(void);
 /* Take up to want blocks of class cls for heap h; returns how many (0 only
  * when the OS refused memory). */
-unsigned sb_alloc_batch(unsigned h, unsigned cls, void **out, unsigned want);
+unsigned sb_alloc_batch(sb_arena_t *a, unsigned h, unsigned cls, void **out,
+			unsigned want);
+unsigned sb_alloc_batch_err(sb_arena_t *a, unsigned h, unsigned cls, void **out,
+			    unsigned want, int *err);
 /* Give back n blocks of one class, in any order, from any superblocks. */
 void sb_free_batch(unsigned cls, void **blocks, unsigned n, const char *call);
 /* Retire every fully free superblock found on the partial lists. */
-size_t sb_sweep(void);
-size_t sb_sweep_all(void);   /* also the heaps' slots (trim, tests) */
+size_t sb_sweep(sb_arena_t *a);
+size_t sb_sweep_all(void);   /* every arena, with the heaps' slots (trim, tests) */
+size_t sb_sweep_arena(sb_arena_t *a, bool slots);
+/* Retire a superblock found by scanning the page map (region reset: no
+ * other thread may hold it). */
+void sb_force_retire(hl_desc_t *d);
 uint64_t sb_link_key(void);
 #ifdef HL_TEST_HOOKS
 hl_desc_t *sb_test_new(unsigned h, unsigned cls);
@@ -232,6 +270,25 @@ void sb_test_retire(hl_desc_t *d);
 uint32_t sb_test_count(hl_desc_t *d);
 int desc_page_released(uint32_t pg);
 #endif
+
+/* ---- regions and tasks (region.c) ------------------------------------- */
+/* Spans for superblocks of arena a (region != 0): a span token (pm span
+ * index, or for pool regions 0) and its base; NULL base with *err set
+ * (HL_ENOMEM past capacity or quota, HL_EPERM when pages cannot be
+ * locked). */
+char *rg_span_get(sb_arena_t *a, unsigned order, uint32_t *span, int *err);
+void rg_span_put(sb_arena_t *a, char *base, uint32_t span, unsigned order);
+/* A small block of a non-default arena, freed from anywhere. */
+void rg_free_small(void *p, uint64_t w, const char *call);
+/* A large block tagged with arena id was unmapped: account it. */
+void rg_large_freed(unsigned arena, void *p, size_t len);
+/* Threads of tasks other than the default: allocation and its routing. */
+void *rg_task_alloc(size_t size, size_t align, bool zero);
+void rg_thread_exit(void);
+void rg_fire_events(void);
+void *rg_realloc(void *p, size_t old, size_t size);
+void rg_init(void);
+extern __thread struct hl_task *hl_cur_task __attribute__((tls_model("initial-exec")));
 
 /* ---- thread and transfer caches ---------------------------------------- */
 typedef struct tc_bin {
@@ -258,10 +315,19 @@ void tc_thread_flush(void);
 void tc_exit_hook_ensure(void);
 void tc_drain_transfer(void);
 bool tc_in_thread_cache(void *p, unsigned cls);
+void tc_detach(void);   /* flush and give back this thread's cache (task join) */
 
 /* ---- large allocations ------------------------------------------------- */
 void large_init(void);
 void *large_alloc(size_t size, size_t align, bool zero);
+/* A large block for arena (not 0): its own mapping, tagged in the range
+ * table, never cached; secure ones locked and kept out of dumps. */
+void *large_alloc_arena(size_t size, size_t align, bool zero, unsigned arena,
+			bool secure, int *err);
+/* Arena of the large block at p (0: default), or -1 if p is not one. */
+int large_arena_of(const void *p);
+/* Unmap every large block of the arenas for which pick(arena) is true. */
+size_t large_reset(bool (*pick)(unsigned arena, void *ctx), void *ctx);
 /* 1 and *size if p starts a large block, 0 if it is unknown, -1 (and
  * *start) if it lies inside one. */
 int large_lookup(const void *p, size_t *size, uintptr_t *start);

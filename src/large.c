@@ -27,8 +27,11 @@
 
 typedef struct lg_ent {
 	uintptr_t start;
-	size_t len;
+	size_t len;     /* bytes | arena << 48 (arena 0: default, cacheable) */
 } lg_ent_t;
+
+#define LG_LEN(x) ((x) & (((size_t)1 << 48) - 1))
+#define LG_ARENA(x) ((unsigned)((x) >> 48))
 
 static lg_ent_t *lg_tab[LG_TABLES];
 static uint32_t lg_used[LG_TABLES];
@@ -124,7 +127,7 @@ int large_lookup(const void *p, size_t *size, uintptr_t *start)
 				continue;
 			for (size_t i = 0; i < lg_cap(t); i++) {
 				uintptr_t s = lf_load_acquire(&tab[i].start);
-				if (s > LG_FILLING && a > s && a < s + lf_load_relaxed(&tab[i].len)) {
+				if (s > LG_FILLING && a > s && a < s + LG_LEN(lf_load_relaxed(&tab[i].len))) {
 					*start = s;
 					return -1;
 				}
@@ -134,7 +137,7 @@ int large_lookup(const void *p, size_t *size, uintptr_t *start)
 	}
 	lg_ent_t *e = lg_find(a);
 	if (e) {
-		*size = lf_load_relaxed(&e->len);
+		*size = LG_LEN(lf_load_relaxed(&e->len));
 		return 1;
 	}
 	return (a & (HL_PAGE - 1)) == 0 && a ? large_lookup((char *)p + 1, size, start) : 0;
@@ -256,11 +259,75 @@ void large_free(void *p, const char *call)
 	lg_ent_t *e = lg_find((uintptr_t)p);
 	if (!e)
 		lg_bad(p, call);
-	size_t len = lf_load_relaxed(&e->len);
+	size_t tagged = lf_load_relaxed(&e->len), len = LG_LEN(tagged);
 	uintptr_t s = (uintptr_t)p;
 	if (!lf_cas_strong_acq_rel(&e->start, &s, LG_TOMB))
 		hl_fatal(call, p, "double free (large block freed twice at once)");
+	if (LG_ARENA(tagged)) {
+		rg_large_freed(LG_ARENA(tagged), p, len);
+		os_unmap(p, len);
+		return;
+	}
 	lg_release(p, len);
+}
+
+void *large_alloc_arena(size_t size, size_t align, bool zero, unsigned arena,
+			bool secure, int *err)
+{
+	(void)zero;   /* a fresh mapping reads as zero */
+	size_t len = (size + HL_PAGE - 1) & ~(size_t)(HL_PAGE - 1);
+	*err = HL_ENOMEM;
+	if (len < size || len == 0 || len >> 48)
+		return NULL;
+	void *p = os_map_aligned(len, align > HL_PAGE ? align : HL_PAGE);
+	if (!p)
+		return NULL;
+	if (secure) {
+		if (mlock(p, len) != 0) {
+			os_unmap(p, len);
+			*err = HL_EPERM;
+			return NULL;
+		}
+		madvise(p, len, MADV_DONTDUMP);
+	}
+	if (!lg_insert((uintptr_t)p, len | ((size_t)arena << 48))) {
+		os_unmap(p, len);
+		return NULL;
+	}
+	*err = HL_OK;
+	return p;
+}
+
+int large_arena_of(const void *p)
+{
+	if ((uintptr_t)p & (HL_PAGE - 1))
+		return -1;
+	lg_ent_t *e = lg_find((uintptr_t)p);
+	return e ? (int)LG_ARENA(lf_load_relaxed(&e->len)) : -1;
+}
+
+size_t large_reset(bool (*pick)(unsigned arena, void *ctx), void *ctx)
+{
+	size_t n = 0;
+	for (unsigned t = 0; t < LG_TABLES; t++) {
+		lg_ent_t *tab = lf_load_acquire(&lg_tab[t]);
+		if (!tab)
+			continue;
+		for (size_t i = 0; i < lg_cap(t); i++) {
+			uintptr_t s = lf_load_acquire(&tab[i].start);
+			if (s <= LG_FILLING)
+				continue;
+			size_t tagged = lf_load_relaxed(&tab[i].len);
+			if (!LG_ARENA(tagged) || !pick(LG_ARENA(tagged), ctx))
+				continue;
+			if (!lf_cas_strong_acq_rel(&tab[i].start, &s, LG_TOMB))
+				continue;
+			rg_large_freed(LG_ARENA(tagged), (void *)s, LG_LEN(tagged));
+			os_unmap((void *)s, LG_LEN(tagged));
+			n++;
+		}
+	}
+	return n;
 }
 
 void *large_realloc(void *p, size_t size)
@@ -269,6 +336,8 @@ void *large_realloc(void *p, size_t size)
 	if (!e)
 		lg_bad(p, "realloc");
 	size_t len = lf_load_relaxed(&e->len);
+	if (LG_ARENA(len))
+		return NULL;   /* region blocks are reallocated by region.c */
 	size_t want = (size + HL_PAGE - 1) & ~(size_t)(HL_PAGE - 1);
 	if (want < size) {
 		errno = ENOMEM;

@@ -139,10 +139,76 @@ void pm_span_put(uint32_t span, unsigned order)
 	pm_slot_t *rec = pm_slot_of_span(span);
 	uint32_t n = 1u << order;
 	for (uint32_t i = 0; i < n; i++)
-		lf_store_release(&rec[i].word, PM_WORD(0, 0, i, PM_CACHED));
+		lf_store_release(&rec[i].word, PM_WORD(0, 0, i, PM_CACHED, 0));
 	lf_store_relaxed(&rec->stamp, os_now_ms());
 	HL_CTR_ADD(spans_cached, 1);
 	lf_tstack_push(&pm_dirty[order], span, &rec->link);
+}
+
+void pm_span_put_clean(uint32_t span, unsigned order)
+{
+	pm_slot_t *rec = pm_slot_of_span(span);
+	uint32_t n = 1u << order;
+	for (uint32_t i = 0; i < n; i++)
+		lf_store_release(&rec[i].word, PM_WORD(0, 0, i, PM_CACHED, 0));
+	HL_CTR_ADD(spans_cached, 1);
+	lf_tstack_push(&pm_clean[order], span, &rec->link);
+}
+
+/* Slot records for memory outside the reservation (region pools).  A
+ * 1 GiB range that holds a pool is never one of our chunks (those are
+ * whole, aligned, and ours), so the two never share a chunk-map entry. */
+#define PM_FOREIGN_MAX 256u
+static pm_slot_t *pm_foreign[PM_FOREIGN_MAX];
+static uint32_t pm_nforeign;
+
+bool pm_map_foreign(char *base, size_t len)
+{
+	uintptr_t a = (uintptr_t)base, end = a + len;
+	if ((a | len) & (HL_SLOT_SIZE - 1) || end >> HL_ADDR_BITS || end < a)
+		return false;
+	for (uintptr_t c = a >> HL_CHUNK_SHIFT; c <= (end - 1) >> HL_CHUNK_SHIFT; c++) {
+		pm_slot_t *recs = lf_load_acquire(&pm_chunkmap[c]);
+		if (recs)
+			continue;
+		pm_slot_t *mine = os_map(PM_REC_BYTES);
+		if (!mine)
+			return false;
+		if (!lf_cas_strong_acq_rel(&pm_chunkmap[c], &recs, mine)) {
+			os_unmap(mine, PM_REC_BYTES);
+			continue;
+		}
+		uint32_t i = lf_fetch_add_relaxed(&pm_nforeign, 1u);
+		if (i < PM_FOREIGN_MAX)
+			lf_store_release(&pm_foreign[i], mine);
+		HL_CTR_ADD(reserved, PM_REC_BYTES);
+	}
+	return true;
+}
+
+static void pm_scan_recs(pm_slot_t *recs, uint32_t from,
+			 void (*fn)(pm_slot_t *rec, void *ctx), void *ctx)
+{
+	for (uint32_t s = from; s < HL_SLOTS_PER_CHUNK; s++) {
+		uint64_t w = lf_load_acquire(&recs[s].word);
+		if (PM_KIND(w) == PM_SMALL && PM_OFF(w) == 0)
+			fn(&recs[s], ctx);
+	}
+}
+
+void pm_scan(void (*fn)(pm_slot_t *rec, void *ctx), void *ctx)
+{
+	for (uint32_t k = 0; k < HL_MAX_CHUNKS; k++) {
+		char *base = pm_chunk_known(k);
+		if (base)
+			pm_scan_recs((pm_slot_t *)base, PM_REC_SLOTS, fn, ctx);
+	}
+	uint32_t nf = lf_load_acquire(&pm_nforeign);
+	for (uint32_t i = 0; i < nf && i < PM_FOREIGN_MAX; i++) {
+		pm_slot_t *recs = lf_load_acquire(&pm_foreign[i]);
+		if (recs)
+			pm_scan_recs(recs, 0, fn, ctx);
+	}
 }
 
 size_t pm_purge(bool all)

@@ -237,6 +237,7 @@ void tc_exit_hook_ensure(void)
 static void tc_thread_exit(void *arg)
 {
 	hl_tcache_t *tc = arg;
+	rg_thread_exit();
 	if (arg == TC_EXIT_ONLY) {
 		desc_hp_thread_exit();
 		return;
@@ -257,9 +258,25 @@ static hl_tcache_t *tc_get(void)
 	if (HL_LIKELY(tc))
 		return tc;
 	hl_ensure_init();
-	if (tc_dead)
-		return NULL;   /* thread exiting: serve without a cache */
+	if (tc_dead || hl_cur_task)
+		return NULL;   /* thread exiting, or of another task: no cache */
 	return tc_create();
+}
+
+/* The thread joins a task other than the default: its cache may hold only
+ * the default task's blocks, so it is flushed and given back, and the
+ * thread goes on without one (the exit hook stays for its hazard record). */
+void tc_detach(void)
+{
+	hl_tcache_t *tc = hl_tc;
+	if (!tc)
+		return;
+	tc_flush_all(tc);
+	hl_tc = NULL;
+	HL_CTR_SUB(threads_live, 1);
+	if (tc_key_ok)
+		pthread_setspecific(tc_key, TC_EXIT_ONLY);
+	lf_tstack_push(&tc_pool_free, tc->id, &tc->link);
 }
 
 static void tc_idle_check(hl_tcache_t *tc)
@@ -275,7 +292,7 @@ void *tc_alloc_slow(unsigned cls)
 	hl_tcache_t *tc = tc_get();
 	if (!tc) {
 		void *p;
-		bool ok = sb_alloc_batch(0, cls, &p, 1) == 1;
+		bool ok = sb_alloc_batch(sb_arena(0), 0, cls, &p, 1) == 1;
 		if (ok)
 			((uint64_t *)p)[1] = 0;
 		return ok ? p : NULL;
@@ -285,7 +302,8 @@ void *tc_alloc_slow(unsigned cls)
 	if (b->n == 0) {
 		unsigned n = tc_xfer_get(cls, b->slots);
 		if (!n)
-			n = sb_alloc_batch(tc->heap, cls, b->slots, sc_table[cls].batch);
+			n = sb_alloc_batch(sb_arena(0), tc->heap, cls, b->slots,
+					   sc_table[cls].batch);
 		b->n = n;
 		tc_account(tc);
 		pm_maybe_purge();

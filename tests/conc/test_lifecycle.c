@@ -37,7 +37,7 @@ static void *worker(void *arg)
 	while (lf_load_relaxed(&hl_ctr.sb_retired) < lc_target) {
 		unsigned n = 0;
 		while (n < want) {
-			unsigned got = sb_alloc_batch(h, lc_cls, blk + n, want - n);
+			unsigned got = sb_alloc_batch(sb_arena(0), h, lc_cls, blk + n, want - n);
 			if (!got)
 				break;
 			n += got;
@@ -73,7 +73,7 @@ static void *worker(void *arg)
 			sb_free_batch(lc_cls, mine + i, k, "free");
 		}
 		if (++rounds % 2 == 0)
-			sb_sweep();
+			sb_sweep(sb_arena(0));
 	}
 	return NULL;
 }
