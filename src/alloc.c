@@ -30,7 +30,7 @@ static HL_NOINLINE void *hl_alloc_slow(size_t size)
 	return p;
 }
 
-void *hl_alloc_impl(size_t size, const char *call)
+static inline __attribute__((always_inline)) void *hl_alloc_fast(size_t size, const char *call)
 {
 	(void)call;
 	hl_tcache_t *tc = hl_tc;
@@ -68,40 +68,70 @@ static HL_COLD void hl_double_free(void *p, const char *call)
 	hl_fatal(call, p, "double free (block is already in the thread cache)");
 }
 
-void hl_free_impl(void *p, const char *call)
+static HL_NOINLINE void hl_free_large(void *p, const char *call)
 {
-	if (!p)
-		return;
-	pm_slot_t *rec = pm_lookup(p);
-	if (HL_LIKELY(rec)) {
-		uint64_t w = lf_load_relaxed(&rec->word);
-		if (HL_UNLIKELY(PM_FASTKIND(w) != PM_SMALL)) {
-			hl_free_other(p, w, call);
-			return;
-		}
-		unsigned cls = PM_CLS(w);
-		char *sb = (char *)((uintptr_t)p & ~(uintptr_t)(HL_SLOT_SIZE - 1)) -
-			   ((size_t)PM_OFF(w) << HL_SLOT_SHIFT);
-		if (HL_UNLIKELY(sc_block_index(cls, (size_t)((char *)p - sb)) < 0))
-			hl_fatal(call, p, "interior pointer (not the start of a block)");
-		if (HL_UNLIKELY(((uint64_t *)p)[1] == hl_key) && tc_in_thread_cache(p, cls))
-			hl_double_free(p, call);
-		hl_tcache_t *tc = hl_tc;
-		if (HL_LIKELY(tc)) {
-			tc_bin_t *b = &tc->bin[cls];
-			if (HL_LIKELY(b->n < b->cap)) {
-				((uint64_t *)p)[1] = hl_key;
-				b->slots[b->n++] = p;
-				return;
-			}
-		}
-		tc_free_slow(p, cls);
-		return;
-	}
 	int saved = errno;
 	large_free(p, call);
 	errno = saved;
 }
+
+/* The free of a default-arena small block that the fast path did not
+ * finish: its free mark is set (double free, or user data that happens
+ * to match the key), the thread has no cache yet, or the bin is full. */
+static HL_NOINLINE void hl_free_small_slow(void *p, unsigned cls, const char *call)
+{
+	if (((uint64_t *)p)[1] == hl_key && tc_in_thread_cache(p, cls))
+		hl_double_free(p, call);
+	hl_tcache_t *tc = hl_tc;
+	if (tc) {
+		tc_bin_t *b = &tc->bin[cls];
+		if (b->n < b->cap) {
+			((uint64_t *)p)[1] = hl_key;
+			b->slots[b->n++] = p;
+			return;
+		}
+	}
+	tc_free_slow(p, cls);
+}
+
+/* Every way out of the fast path is a tail call, so it needs no frame;
+ * inlined into each public free. */
+static inline __attribute__((always_inline)) void hl_free_fast(void *p, const char *call)
+{
+	if (!p)
+		return;
+	pm_slot_t *rec = pm_lookup(p);
+	if (HL_UNLIKELY(!rec)) {
+		hl_free_large(p, call);
+		return;
+	}
+	uint64_t w = lf_load_relaxed(&rec->word);
+	if (HL_UNLIKELY(PM_FASTKIND(w) != PM_SMALL)) {
+		hl_free_other(p, w, call);
+		return;
+	}
+	unsigned cls = PM_CLS(w);
+	char *sb = (char *)((uintptr_t)p & ~(uintptr_t)(HL_SLOT_SIZE - 1)) -
+		   ((size_t)PM_OFF(w) << HL_SLOT_SHIFT);
+	if (HL_UNLIKELY(!sc_is_block(cls, (size_t)((char *)p - sb))))
+		hl_fatal(call, p, "interior pointer (not the start of a block)");
+	hl_tcache_t *tc = hl_tc;
+	uint64_t key = hl_key;
+	if (HL_UNLIKELY(!tc || ((uint64_t *)p)[1] == key)) {
+		hl_free_small_slow(p, cls, call);
+		return;
+	}
+	tc_bin_t *b = &tc->bin[cls];
+	if (HL_UNLIKELY(b->n >= b->cap)) {
+		hl_free_small_slow(p, cls, call);
+		return;
+	}
+	((uint64_t *)p)[1] = key;
+	b->slots[b->n++] = p;
+}
+
+void *hl_alloc_impl(size_t size, const char *call) { return hl_alloc_fast(size, call); }
+void hl_free_impl(void *p, const char *call) { hl_free_fast(p, call); }
 
 size_t hl_usable_impl(const void *p, const char *call)
 {
@@ -129,8 +159,8 @@ size_t hl_usable_impl(const void *p, const char *call)
 	hl_fatal(call, p, "invalid pointer (not allocated by heaplib, or already freed)");
 }
 
-HL_EXPORT void *hl_malloc(size_t size) { return hl_alloc_impl(size, "malloc"); }
-HL_EXPORT void hl_free(void *p) { hl_free_impl(p, "free"); }
+HL_EXPORT void *hl_malloc(size_t size) { return hl_alloc_fast(size, "malloc"); }
+HL_EXPORT void hl_free(void *p) { hl_free_fast(p, "free"); }
 HL_EXPORT size_t hl_usable_size(const void *p) { return hl_usable_impl(p, "malloc_usable_size"); }
 
 HL_EXPORT void hl_free_sized(void *p, size_t size)

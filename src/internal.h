@@ -36,6 +36,8 @@
 #include "heaplib.h"
 
 #define HL_EXPORT __attribute__((visibility("default")))
+/* Internal data: hidden, so the library reaches it without the GOT. */
+#define HL_HIDDEN __attribute__((visibility("hidden")))
 #define HL_LIKELY(x) __builtin_expect(!!(x), 1)
 #define HL_UNLIKELY(x) __builtin_expect(!!(x), 0)
 #define HL_NOINLINE __attribute__((noinline))
@@ -74,17 +76,28 @@ typedef struct sc_info {
 	uint32_t maxcount;  /* blocks per superblock */
 	uint32_t batch;     /* blocks moved between caches at once */
 	uint32_t list_at;   /* free count at which a FULL superblock is listed */
+	uint32_t limit;     /* maxcount * size: first offset past the blocks */
+	uint64_t divm;      /* UINT64_MAX / size + 1: divisibility by multiply */
 } sc_info_t;
 
-extern sc_info_t sc_table[HL_NCLASSES];
-extern uint8_t sc_small_lut[(1024 >> 3) + 1];     /* sizes 0..1024, step 8 */
-extern uint8_t sc_large_lut[(HL_SMALL_MAX >> 7) + 1]; /* step 128 */
+extern HL_HIDDEN sc_info_t sc_table[HL_NCLASSES];
+extern HL_HIDDEN uint8_t sc_small_lut[(1024 >> 3) + 1];     /* sizes 0..1024, step 8 */
+extern HL_HIDDEN uint8_t sc_large_lut[(HL_SMALL_MAX >> 7) + 1]; /* step 128 */
 
 static inline unsigned sc_of(size_t size)
 {
 	if (HL_LIKELY(size <= 1024))
 		return sc_small_lut[(size + 7) >> 3];
 	return sc_large_lut[(size + 127) >> 7];
+}
+
+/* Whether byte offset off in a superblock of class cls starts a block:
+ * off * divm wraps below divm exactly when size divides off (Lemire,
+ * Kaser and Kurz, "Faster remainder by direct computation"). */
+static inline bool sc_is_block(unsigned cls, size_t off)
+{
+	const sc_info_t *c = &sc_table[cls];
+	return (uint64_t)off * c->divm <= c->divm - 1 && off < c->limit;
 }
 
 /* Block index of byte offset off in a superblock of class cls, or -1 if off
@@ -137,7 +150,7 @@ typedef struct hl_desc {
 #define HL_DESC_PER_PAGE (HL_PAGE >> HL_DESC_SHIFT)   /* 64: one mask word */
 #define HL_DESC_PAGES 32768u                           /* 2M descriptors */
 
-extern char *desc_arena;
+extern HL_HIDDEN char *desc_arena;
 static inline hl_desc_t *desc_at(uint32_t idx)
 {
 	return (hl_desc_t *)(desc_arena + ((size_t)idx << HL_DESC_SHIFT));
@@ -148,7 +161,7 @@ hl_desc_t *desc_alloc(void);
 void desc_retire(hl_desc_t *d);     /* through the hazard domain */
 lf_hp_rec_t *desc_hp_rec(void);      /* the calling thread's record */
 void desc_hp_thread_exit(void);
-extern lf_hp_domain_t desc_hp;
+extern HL_HIDDEN lf_hp_domain_t desc_hp;
 
 /* ---- page map and spans ------------------------------------------------ */
 enum pm_kind {
@@ -175,7 +188,7 @@ typedef struct pm_slot {
  * arena 0 (default task, default region). */
 #define PM_FASTKIND(w) ((unsigned)((w) >> 44))
 
-extern pm_slot_t *pm_chunkmap[HL_CHUNKMAP_LEN];
+extern HL_HIDDEN pm_slot_t *pm_chunkmap[HL_CHUNKMAP_LEN];
 
 /* The slot record of p, or NULL when p is not in the reservation.  Reads
  * no memory at or before p. */
@@ -237,8 +250,8 @@ typedef struct sb_arena {
 	uint64_t live_bytes, live_blocks, superblocks;
 } sb_arena_t;
 
-extern sb_arena_t *sb_arenas[HL_MAX_ARENAS];
-extern uint32_t sb_narenas;
+extern HL_HIDDEN sb_arena_t *sb_arenas[HL_MAX_ARENAS];
+extern HL_HIDDEN uint32_t sb_narenas;
 static inline sb_arena_t *sb_arena(unsigned id) { return lf_load_acquire(&sb_arenas[id]); }
 sb_arena_t *sb_arena_new(uint32_t region, struct hl_task *task);
 
@@ -288,7 +301,7 @@ void rg_thread_exit(void);
 void rg_fire_events(void);
 void *rg_realloc(void *p, size_t old, size_t size);
 void rg_init(void);
-extern __thread struct hl_task *hl_cur_task __attribute__((tls_model("initial-exec")));
+extern __thread struct hl_task *hl_cur_task HL_HIDDEN __attribute__((tls_model("initial-exec")));
 
 /* ---- thread and transfer caches ---------------------------------------- */
 typedef struct tc_bin {
@@ -306,7 +319,7 @@ typedef struct hl_tcache {
 	void *store[];       /* the bins' slots */
 } hl_tcache_t;
 
-extern __thread hl_tcache_t *hl_tc __attribute__((tls_model("initial-exec")));
+extern __thread hl_tcache_t *hl_tc HL_HIDDEN __attribute__((tls_model("initial-exec")));
 
 void tc_init(void);
 void *tc_alloc_slow(unsigned cls);
@@ -361,9 +374,9 @@ typedef struct hl_config {
 	uint32_t heaps;           /* HEAPLIB_HEAPS: 0 = 4 per CPU */
 } hl_config_t;
 
-extern hl_config_t hl_config;
-extern uint64_t hl_key;           /* per-process random: marks freed blocks */
-extern int hl_inited;
+extern HL_HIDDEN hl_config_t hl_config;
+extern HL_HIDDEN uint64_t hl_key;           /* per-process random: marks freed blocks */
+extern HL_HIDDEN int hl_inited;
 
 void hl_init_slow(void);
 static inline void hl_ensure_init(void)
@@ -381,7 +394,7 @@ typedef struct hl_counters {
 	uint64_t span_slots_used;
 	uint64_t sb_live_cls[HL_NCLASSES];  /* superblocks not retired, per class */
 } hl_counters_t;
-extern hl_counters_t hl_ctr;
+extern HL_HIDDEN hl_counters_t hl_ctr;
 #define HL_CTR_ADD(f, v) ((void)lf_fetch_add_relaxed(&hl_ctr.f, (uint64_t)(v)))
 #define HL_CTR_SUB(f, v) ((void)lf_fetch_sub_relaxed(&hl_ctr.f, (uint64_t)(v)))
 

@@ -397,19 +397,34 @@ void rg_free_small(void *p, uint64_t w, const char *call)
 
 /* ---- choosing a region --------------------------------------------------- */
 
-static bool rg_below_min(const struct hl_region *r)
+/* The fallback list is built from relaxed reads: a region may be deleted
+ * and another created in its place meanwhile.  The choice is checked
+ * again (rg_qualifies) once the allocation is counted in the region's
+ * inflight and has seen it alive: from then on its attributes cannot
+ * change. */
+static bool rg_below_min(struct hl_region *r)
 {
-	if (!r->capacity || !r->wmin)
+	uint64_t cap = lf_load_relaxed(&r->capacity), wmin = lf_load_relaxed(&r->wmin);
+	if (!cap || !wmin)
 		return false;
 	uint64_t backed = lf_load_relaxed(&r->backed);
-	return backed >= r->capacity || r->capacity - backed < r->wmin;
+	return backed >= cap || cap - backed < wmin;
 }
 
-static unsigned rg_distance(const struct hl_region *r, int node)
+static unsigned rg_distance(struct hl_region *r, int node)
 {
 	if (node < 0)
 		return 0;
-	return (unsigned)(r->node > node ? r->node - node : node - r->node);
+	int rn = lf_load_relaxed(&r->node);
+	return (unsigned)(rn > node ? rn - node : node - rn);
+}
+
+static bool rg_qualifies(struct hl_region *r, const struct hl_task *t, unsigned need,
+			 bool secure)
+{
+	return (lf_load_relaxed(&r->reach) & need) == need &&
+	       (!secure || lf_load_relaxed(&r->secure)) &&
+	       (t->allowed & ((uint64_t)1 << r->id));
 }
 
 /* The zone-style fallback list: qualifying regions, those above their min
@@ -423,9 +438,7 @@ static unsigned rg_candidates(struct hl_task *t, unsigned need, bool secure,
 		struct hl_region *r = &rg_tab[id];
 		if (lf_load_acquire(&r->state) != RG_ALIVE)
 			continue;
-		if ((r->reach & need) != need || (secure && !r->secure))
-			continue;
-		if (!(t->allowed & ((uint64_t)1 << id)) || (only && only != r))
+		if (!rg_qualifies(r, t, need, secure) || (only && only != r))
 			continue;
 		uint64_t k = ((uint64_t)rg_below_min(r) << 48) |
 			     ((uint64_t)rg_distance(r, node) << 8) | id;
@@ -471,7 +484,8 @@ static int rg_alloc(size_t size, size_t align, const hl_place_t *place,
 				memset(p, 0, size);
 		} else {
 			lf_fetch_add_seq_cst(&r->inflight, 1);
-			if (lf_load_seq_cst(&r->state) == RG_ALIVE) {
+			if (lf_load_seq_cst(&r->state) == RG_ALIVE &&
+			    rg_qualifies(r, t, need, secure)) {
 				sb_arena_t *a = rg_arena(t, r);
 				if (a)
 					p = rg_alloc_in(r, a, size, align, flags, &err);
@@ -674,12 +688,14 @@ HL_EXPORT int hl_region_create(const hl_region_attr_t *at, hl_region_t **out)
 	memset(r->name, 0, sizeof r->name);
 	if (at->name)
 		strncpy(r->name, at->name, sizeof r->name - 1);
-	r->reach = at->reach ? at->reach : HL_REACH_SYS;
-	r->secure = at->secure != 0;
-	r->node = at->node;
+	/* Relaxed stores: a racing fallback-list builder may read these
+	 * before the region is alive (and then checks again). */
+	lf_store_relaxed(&r->reach, at->reach ? at->reach : HL_REACH_SYS);
+	lf_store_relaxed(&r->secure, at->secure != 0);
+	lf_store_relaxed(&r->node, at->node);
 	r->backing = at->backing;
-	r->capacity = at->capacity;
-	r->wmin = at->wmark_min;
+	lf_store_relaxed(&r->capacity, (uint64_t)at->capacity);
+	lf_store_relaxed(&r->wmin, (uint64_t)at->wmark_min);
 	r->wlow = at->wmark_low;
 	r->whigh = at->wmark_high;
 	r->notify = at->notify;

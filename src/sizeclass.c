@@ -37,8 +37,10 @@ void sc_init(void)
 		sc_info_t *ci = &sc_table[c];
 		ci->size = sizes[c];
 		ci->recip = (uint32_t)((((uint64_t)1 << 32) + sizes[c] - 1) / sizes[c]);
+		ci->divm = UINT64_MAX / sizes[c] + 1;
 		ci->nslots = sc_pick_slots(sizes[c]);
 		ci->maxcount = (uint32_t)(ci->nslots * HL_SLOT_SIZE / sizes[c]);
+		ci->limit = ci->maxcount * sizes[c];
 		uint32_t b = 16384u / sizes[c];
 		b = b < 4 ? 4 : b > HL_MAX_BATCH ? HL_MAX_BATCH : b;
 		ci->batch = b < ci->maxcount ? b : ci->maxcount;

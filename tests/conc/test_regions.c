@@ -231,7 +231,7 @@ static pthread_t allocator_ids[NT];
 static void *plain_loop(void *arg)
 {
 	int id = (int)(intptr_t)arg;
-	allocator_ids[id] = pthread_self();
+	__atomic_store_n(&allocator_ids[id], pthread_self(), __ATOMIC_RELEASE);
 	void *v[32] = { 0 };
 	int i = 0;
 	while (!__atomic_load_n(&churn_stop, __ATOMIC_ACQUIRE)) {
@@ -255,7 +255,7 @@ static void on_low(hl_region_t *r, hl_region_event_t e, void *arg)
 	pthread_t self = pthread_self();
 	int mine = 0;
 	for (int i = 0; i < NT; i++)
-		mine |= pthread_equal(self, allocator_ids[i]);
+		mine |= pthread_equal(self, __atomic_load_n(&allocator_ids[i], __ATOMIC_ACQUIRE));
 	__atomic_add_fetch(&notified, 1, __ATOMIC_RELAXED);
 	if (mine)
 		__atomic_add_fetch(&notify_thread_ok, 1, __ATOMIC_RELAXED);
@@ -266,7 +266,7 @@ static hl_region_t *wm;
 static void *wm_loop(void *arg)
 {
 	int id = (int)(intptr_t)arg;
-	allocator_ids[id] = pthread_self();
+	__atomic_store_n(&allocator_ids[id], pthread_self(), __ATOMIC_RELEASE);
 	void *v[8];
 	for (int r = 0; r < 50; r++) {
 		for (int k = 0; k < 8; k++) {

@@ -58,7 +58,7 @@ int main(void)
 		for (size_t off = 0; off < ci->nslots * HL_SLOT_SIZE; off += 1 + off % 7) {
 			long want = (off % ci->size == 0 && off / ci->size < ci->maxcount)
 					    ? (long)(off / ci->size) : -1;
-			if (sc_block_index(c, off) != want) {
+			if (sc_block_index(c, off) != want || sc_is_block(c, off) != (want >= 0)) {
 				boundary = 0;
 				diag("class %u size %u off %zu: got %ld want %ld", c, ci->size,
 				     off, sc_block_index(c, off), want);
@@ -66,7 +66,7 @@ int main(void)
 			}
 		}
 	}
-	ok(boundary, "the reciprocal block-boundary check agrees with division");
+	ok(boundary, "both block-boundary checks (reciprocal index, divisibility by multiply) agree with division");
 
 	int tail = 1;
 	for (unsigned c = 0; c < HL_NCLASSES; c++) {
