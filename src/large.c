@@ -22,7 +22,7 @@
 #define LG_EMPTY 0u
 #define LG_TOMB 1u
 #define LG_FILLING 2u
-#define LG_CACHE 32
+#define LG_CACHE 64
 #define LG_CACHE_BYTES ((uint64_t)64 << 20)
 
 typedef struct lg_ent {
@@ -143,25 +143,37 @@ int large_lookup(const void *p, size_t *size, uintptr_t *start)
 	return (a & (HL_PAGE - 1)) == 0 && a ? large_lookup((char *)p + 1, size, start) : 0;
 }
 
+static bool lg_cache_put(void *p, size_t len);
+
+/* The smallest cached mapping that holds len bytes; its tail, if any, goes
+ * back to the cache (its pages stay warm) or to the OS. */
 static void *lg_cache_take(size_t len, size_t *got)
 {
-	for (unsigned i = 0; i < LG_CACHE; i++) {
-		uint64_t w = lf_load_acquire(&lg_cache[i]);
-		if (!w)
-			continue;
-		size_t have = (size_t)(w >> 35) << 12;
-		if (have < len || have - len > len / 4)
-			continue;
-		if (lf_cas_strong_acq_rel(&lg_cache[i], &w, 0)) {
-			lf_fetch_sub_relaxed(&lg_cache_bytes, have);
-			char *p = (char *)(uintptr_t)((w & (((uint64_t)1 << 35) - 1)) << 12);
-			/* Hand out exactly the pages asked for: the usable
-			 * size stays page-granular to the request. */
-			if (have > len)
-				os_unmap(p + len, have - len);
-			*got = len;
-			return p;
+	for (int tries = 0; tries < 4; tries++) {
+		unsigned best = LG_CACHE;
+		uint64_t bw = 0;
+		size_t bhave = SIZE_MAX;
+		for (unsigned i = 0; i < LG_CACHE; i++) {
+			uint64_t w = lf_load_acquire(&lg_cache[i]);
+			size_t have = (size_t)(w >> 35) << 12;
+			if (w && have >= len && have < bhave) {
+				best = i;
+				bw = w;
+				bhave = have;
+			}
 		}
+		if (best == LG_CACHE)
+			return NULL;
+		if (!lf_cas_strong_acq_rel(&lg_cache[best], &bw, 0))
+			continue;
+		lf_fetch_sub_relaxed(&lg_cache_bytes, bhave);
+		char *p = (char *)(uintptr_t)((bw & (((uint64_t)1 << 35) - 1)) << 12);
+		/* Hand out exactly the pages asked for: the usable size stays
+		 * page-granular to the request. */
+		if (bhave > len && !lg_cache_put(p + len, bhave - len))
+			os_unmap(p + len, bhave - len);
+		*got = len;
+		return p;
 	}
 	return NULL;
 }
