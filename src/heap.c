@@ -218,6 +218,7 @@ static hl_desc_t *sb_new(sb_arena_t *a, unsigned cls, int *err)
 	d->span = span;
 	d->nslots = ci->nslots;
 	lf_store_relaxed(&d->listed, 0);
+	lf_store_relaxed(&d->need, (uint32_t)HL_REACH_SYS);
 	for (uint32_t i = 0; i < ci->maxcount; i++) {
 		char *b = base + (size_t)i * ci->size;
 		blk_set_link(b, i + 1 < ci->maxcount ? i + 1 : HL_AVAIL_NONE);

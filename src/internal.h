@@ -143,8 +143,15 @@ typedef struct hl_desc {
 	lf_hp_node_t hp;        /* retire link */
 	uint32_t span;          /* span index (first slot, 1-based) */
 	uint32_t nslots;
-	uint64_t pad;
+	uint32_t need;          /* constraints of every block it served: */
+	uint32_t pad;           /* reach bits | HL_NEED_SECURE | HL_NEED_PINNED */
 } hl_desc_t;
+
+/* What a superblock's blocks were allocated under (hl_desc_t.need): where
+ * it may legally move is a region whose reach contains the reach bits,
+ * secure if HL_NEED_SECURE, and nowhere if HL_NEED_PINNED. */
+#define HL_NEED_SECURE 0x100u
+#define HL_NEED_PINNED 0x200u
 
 #define HL_DESC_SHIFT 6
 #define HL_DESC_PER_PAGE (HL_PAGE >> HL_DESC_SHIFT)   /* 64: one mask word */

@@ -331,8 +331,24 @@ static unsigned rg_class_for(size_t size, size_t align)
 	return HL_NCLASSES;
 }
 
+/* Remember on the block's superblock what it was allocated under, so that
+ * a mover can tell where the superblock may legally go. */
+static void rg_note_need(void *p, uint32_t need)
+{
+	uint64_t w = lf_load_acquire(&pm_lookup(p)->word);
+	hl_desc_t *d = desc_at(PM_DESC(w));
+	if ((lf_load_relaxed(&d->need) | need) != lf_load_relaxed(&d->need))
+		lf_fetch_or_acq_rel(&d->need, need);
+}
+
+static uint32_t rg_need_of(unsigned reach, unsigned flags)
+{
+	return (reach ? reach : HL_REACH_SYS) | (flags & HL_SECURE ? HL_NEED_SECURE : 0) |
+	       (flags & HL_NOMIGRATE ? HL_NEED_PINNED : 0);
+}
+
 static void *rg_alloc_in(struct hl_region *r, sb_arena_t *a, size_t size,
-			 size_t align, unsigned flags, int *err)
+			 size_t align, unsigned flags, uint32_t need, int *err)
 {
 	unsigned cls = size <= HL_SMALL_MAX && align <= HL_SMALL_MAX
 			       ? rg_class_for(size, align) : HL_NCLASSES;
@@ -341,6 +357,7 @@ static void *rg_alloc_in(struct hl_region *r, sb_arena_t *a, size_t size,
 		if (sb_alloc_batch_err(a, 0, cls, &p, 1, err) != 1)
 			return NULL;
 		((uint64_t *)p)[1] = 0;
+		rg_note_need(p, need);
 		if (flags & HL_ZERO)
 			memset(p, 0, sc_table[cls].size);
 		rg_live(r, a, sc_table[cls].size, 1);
@@ -488,7 +505,9 @@ static int rg_alloc(size_t size, size_t align, const hl_place_t *place,
 			    rg_qualifies(r, t, need, secure)) {
 				sb_arena_t *a = rg_arena(t, r);
 				if (a)
-					p = rg_alloc_in(r, a, size, align, flags, &err);
+					p = rg_alloc_in(r, a, size, align, flags,
+							rg_need_of(need, secure ? flags | HL_SECURE : flags),
+							&err);
 			}
 			lf_fetch_sub_release(&r->inflight, 1);
 		}
@@ -545,9 +564,13 @@ void *rg_realloc(void *p, size_t old, size_t size)
 		return p;
 	void *q = NULL;
 	int err = HL_ENOMEM;
+	/* The new block inherits what the old one's superblock was
+	 * allocated under. */
+	uint32_t need = rec && PM_KIND(w) == PM_SMALL
+				? lf_load_relaxed(&desc_at(PM_DESC(w))->need) : rg_need_of(0, 0);
 	lf_fetch_add_seq_cst(&r->inflight, 1);
 	if (lf_load_seq_cst(&r->state) == RG_ALIVE)
-		q = rg_alloc_in(r, a, size, 0, 0, &err);
+		q = rg_alloc_in(r, a, size, 0, 0, need, &err);
 	lf_fetch_sub_release(&r->inflight, 1);
 	if (!q) {
 		rg_fire_events();
