@@ -467,7 +467,7 @@ size_t sb_sweep_all(void)
 	for (uint32_t i = 0; i < na && i < HL_MAX_ARENAS; i++) {
 		sb_arena_t *a = sb_arena(i);
 		if (a)
-			n += sb_sweep_arena(a, true);
+			n += i == 0 ? sb_sweep_arena(a, true) : rg_sweep(a);
 	}
 	return n;
 }

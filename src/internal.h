@@ -307,6 +307,9 @@ void *rg_task_alloc(size_t size, size_t align, bool zero);
 void rg_thread_exit(void);
 void rg_fire_events(void);
 void *rg_realloc(void *p, size_t old, size_t size);
+/* Sweep a region arena (trim), counted in the region's inflight so that a
+ * delete or reset never runs under it. */
+size_t rg_sweep(sb_arena_t *a);
 void rg_init(void);
 extern __thread struct hl_task *hl_cur_task HL_HIDDEN __attribute__((tls_model("initial-exec")));
 

@@ -582,6 +582,17 @@ void *rg_realloc(void *p, size_t old, size_t size)
 	return q;
 }
 
+size_t rg_sweep(sb_arena_t *a)
+{
+	struct hl_region *r = &rg_tab[a->region];
+	size_t n = 0;
+	lf_fetch_add_seq_cst(&r->inflight, 1);
+	if (lf_load_seq_cst(&r->state) == RG_ALIVE && a->gen == lf_load_relaxed(&r->gen))
+		n = sb_sweep_arena(a, true);
+	lf_fetch_sub_release(&r->inflight, 1);
+	return n;
+}
+
 /* ---- regions: create, delete, reset, query ------------------------------ */
 
 static void rg_pool_release(struct hl_region *r)
