@@ -219,11 +219,10 @@ static hl_desc_t *sb_new(sb_arena_t *a, unsigned cls, int *err)
 	d->nslots = ci->nslots;
 	lf_store_relaxed(&d->listed, 0);
 	lf_store_relaxed(&d->need, (uint32_t)HL_REACH_SYS);
-	for (uint32_t i = 0; i < ci->maxcount; i++) {
-		char *b = base + (size_t)i * ci->size;
-		blk_set_link(b, i + 1 < ci->maxcount ? i + 1 : HL_AVAIL_NONE);
-		blk_mark_free(b);
-	}
+	/* No block is written now: the free list starts as the implicit run
+	 * 0, 1, 2, ... past d->bump, so a superblock's pages are touched only
+	 * as its blocks are handed out. */
+	d->bump = 0;
 	uint64_t old = lf_load_relaxed(&d->anchor);
 	lf_store_release(&d->anchor, a_make(0, ci->maxcount, SB_ACTIVE, old));
 	for (uint32_t j = 0; j < ci->nslots; j++)
@@ -269,18 +268,25 @@ static unsigned sb_pop(hl_desc_t *d, void **out, unsigned want, bool *full)
 {
 	const sc_info_t *ci = &sc_table[d->cls];
 	char *base = d->base;
+	uint32_t bump = d->bump;   /* only the owner moves it */
 	uint64_t a = lf_load_acquire(&d->anchor);
 	for (;;) {
-		uint32_t count = a_count(a), idx = a_avail(a);
+		uint32_t count = a_count(a), idx = a_avail(a), nbump = bump;
 		HL_ASSERT(a_state(a) == SB_ACTIVE && count > 0);
 		unsigned k = want < count ? want : count;
 		for (unsigned i = 0; i < k; i++) {
 			if (HL_UNLIKELY(idx >= d->maxcount))
 				hl_fatal("malloc", base, "free-list link overwritten after free (index out of range)");
 			char *b = base + (size_t)idx * ci->size;
+			out[i] = b;
+			if (idx >= bump) {
+				/* Never handed out: the next block is the next one. */
+				nbump = idx + 1 > nbump ? idx + 1 : nbump;
+				idx = idx + 1 < d->maxcount ? idx + 1 : HL_AVAIL_NONE;
+				continue;
+			}
 			if (HL_UNLIKELY(((uint64_t *)b)[1] != hl_key))
 				hl_fatal("malloc", b, "block written after free");
-			out[i] = b;
 			idx = blk_link(b);
 		}
 		uint32_t rest = count - k;
@@ -288,6 +294,9 @@ static unsigned sb_pop(hl_desc_t *d, void **out, unsigned want, bool *full)
 			hl_fatal("malloc", out[k - 1], "free-list link overwritten after free (index out of range)");
 		uint64_t n = a_make(rest ? idx : HL_AVAIL_NONE, rest,
 				    rest ? SB_ACTIVE : SB_FULL, a);
+		/* Written before the CAS so that its release publishes it to
+		 * whoever owns d next (a failed CAS rewrites it next pass). */
+		d->bump = nbump;
 		HL_HOOK("sb_pop_read");
 		if (lf_cas_weak_acq_rel(&d->anchor, &a, n)) {
 			*full = rest == 0;

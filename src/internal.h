@@ -143,8 +143,10 @@ typedef struct hl_desc {
 	lf_hp_node_t hp;        /* retire link */
 	uint32_t span;          /* span index (first slot, 1-based) */
 	uint32_t nslots;
-	uint32_t need;          /* constraints of every block it served: */
-	uint32_t pad;           /* reach bits | HL_NEED_SECURE | HL_NEED_PINNED */
+	uint32_t need;          /* constraints of every block it served:
+				 * reach bits | HL_NEED_SECURE | HL_NEED_PINNED */
+	uint32_t bump;          /* owner only: blocks from here on were never
+				 * handed out; their links are implicit */
 } hl_desc_t;
 
 /* What a superblock's blocks were allocated under (hl_desc_t.need): where
