@@ -178,21 +178,59 @@ static void *lg_cache_take(size_t len, size_t *got)
 	return NULL;
 }
 
+/* Give the oldest cached mapping back to the OS; false if none. */
+static bool lg_cache_evict_oldest(void)
+{
+	uint32_t now = os_now_ms();
+	for (int tries = 0; tries < 4; tries++) {
+		unsigned best = LG_CACHE;
+		uint32_t bage = 0;
+		uint64_t bw = 0;
+		for (unsigned i = 0; i < LG_CACHE; i++) {
+			uint64_t w = lf_load_acquire(&lg_cache[i]);
+			uint32_t age = now - lf_load_relaxed(&lg_cache_stamp[i]);
+			if (w && (best == LG_CACHE || age > bage)) {
+				best = i;
+				bage = age;
+				bw = w;
+			}
+		}
+		if (best == LG_CACHE)
+			return false;
+		if (!lf_cas_strong_acq_rel(&lg_cache[best], &bw, 0))
+			continue;
+		size_t have = (size_t)(bw >> 35) << 12;
+		lf_fetch_sub_relaxed(&lg_cache_bytes, have);
+		os_unmap((void *)(uintptr_t)((bw & (((uint64_t)1 << 35) - 1)) << 12), have);
+		HL_CTR_ADD(bytes_purged, have);
+		return true;
+	}
+	return false;
+}
+
+/* Cache a freed mapping; the oldest ones make room for it (what was freed
+ * last is what the program is likeliest to ask for again). */
 static bool lg_cache_put(void *p, size_t len)
 {
-	if (len >= ((size_t)1 << 40) ||
-	    lf_load_relaxed(&lg_cache_bytes) + len > LG_CACHE_BYTES)
+	if (len >= ((size_t)1 << 40) || len > LG_CACHE_BYTES / 2)
 		return false;
+	for (int ev = 0; lf_load_relaxed(&lg_cache_bytes) + len > LG_CACHE_BYTES; ev++)
+		if (ev == 8 || !lg_cache_evict_oldest())
+			return false;
 	uint64_t w = ((uint64_t)(uintptr_t)p >> 12) | ((uint64_t)(len >> 12) << 35);
-	for (unsigned i = 0; i < LG_CACHE; i++) {
-		uint64_t zero = 0;
-		if (lf_load_relaxed(&lg_cache[i]))
-			continue;
-		lf_store_relaxed(&lg_cache_stamp[i], os_now_ms());
-		if (lf_cas_strong_acq_rel(&lg_cache[i], &zero, w)) {
-			lf_fetch_add_relaxed(&lg_cache_bytes, len);
-			return true;
+	for (int round = 0; round < 2; round++) {
+		for (unsigned i = 0; i < LG_CACHE; i++) {
+			uint64_t zero = 0;
+			if (lf_load_relaxed(&lg_cache[i]))
+				continue;
+			lf_store_relaxed(&lg_cache_stamp[i], os_now_ms());
+			if (lf_cas_strong_acq_rel(&lg_cache[i], &zero, w)) {
+				lf_fetch_add_relaxed(&lg_cache_bytes, len);
+				return true;
+			}
 		}
+		if (!lg_cache_evict_oldest())
+			break;
 	}
 	return false;
 }
@@ -357,6 +395,27 @@ void *large_realloc(void *p, size_t size)
 	}
 	if (want <= len && want >= len / 2)
 		return p;
+	if (want > len) {
+		/* Growing: a warm cached mapping costs a copy of the old
+		 * bytes; mremap would fault in every new page instead, and
+		 * page faults are the dearer of the two here (DESIGN.md 3). */
+		size_t got;
+		char *w = lg_cache_take(want, &got);
+		if (w) {
+			if (!lg_insert((uintptr_t)w, got)) {
+				if (!lg_cache_put(w, got))
+					os_unmap(w, got);
+			} else {
+				memcpy(w, p, len);
+				uintptr_t s = (uintptr_t)p;
+				lf_cas_strong_acq_rel(&e->start, &s, LG_TOMB);
+				HL_CTR_ADD(large_live, 1);
+				HL_CTR_ADD(large_bytes, got);
+				lg_release(p, len);
+				return w;
+			}
+		}
+	}
 	int saved = errno;
 	void *q = mremap(p, len, want, MREMAP_MAYMOVE);
 	if (q == MAP_FAILED) {
