@@ -288,6 +288,9 @@ static unsigned sb_pop(hl_desc_t *d, void **out, unsigned want, bool *full)
 			if (HL_UNLIKELY(((uint64_t *)b)[1] != hl_key))
 				hl_fatal("malloc", b, "block written after free");
 			idx = blk_link(b);
+			/* Batch frees link blocks in address order: the next
+			 * ones are likely just ahead (a prefetch never faults). */
+			__builtin_prefetch(base + ((size_t)idx + 4) * ci->size);
 		}
 		uint32_t rest = count - k;
 		if (rest && HL_UNLIKELY(idx >= d->maxcount))
