@@ -306,15 +306,23 @@ static sb_arena_t *rg_arena(struct hl_task *t, struct hl_region *r)
 		return sb_arena(0);
 	sb_arena_t *a = lf_load_acquire(&t->arena[r->id]);
 	uint32_t gen = lf_load_acquire(&r->gen);
-	while (!a || a->gen != gen) {
-		sb_arena_t *mine = sb_arena_new(r->id, t);
-		if (!mine)
-			return NULL;
-		mine->gen = gen;
-		if (lf_cas_strong_acq_rel(&t->arena[r->id], &a, mine))
-			return mine;
+	if (a) {
+		/* The task's arena of an earlier region in this slot: that
+		 * region was deleted only once it held nothing, so the arena
+		 * is empty and is taken over (arena ids are not spent on
+		 * every create/delete cycle). */
+		uint32_t old = lf_load_acquire(&a->gen);
+		while (old != gen && !lf_cas_strong_acq_rel(&a->gen, &old, gen))
+			;
+		return a;
 	}
-	return a;
+	sb_arena_t *mine = sb_arena_new(r->id, t);
+	if (!mine)
+		return NULL;
+	lf_store_relaxed(&mine->gen, gen);
+	if (lf_cas_strong_acq_rel(&t->arena[r->id], &a, mine))
+		return mine;
+	return a;   /* another thread installed one first (the id is spent) */
 }
 
 /* ---- allocation in one region ------------------------------------------- */
@@ -587,7 +595,8 @@ size_t rg_sweep(sb_arena_t *a)
 	struct hl_region *r = &rg_tab[a->region];
 	size_t n = 0;
 	lf_fetch_add_seq_cst(&r->inflight, 1);
-	if (lf_load_seq_cst(&r->state) == RG_ALIVE && a->gen == lf_load_relaxed(&r->gen))
+	if (lf_load_seq_cst(&r->state) == RG_ALIVE &&
+	    lf_load_relaxed(&a->gen) == lf_load_relaxed(&r->gen))
 		n = sb_sweep_arena(a, true);
 	lf_fetch_sub_release(&r->inflight, 1);
 	return n;
@@ -763,7 +772,8 @@ static int rg_quiesce(struct hl_region *r, uint32_t to)
 
 static bool rg_arena_of_region(sb_arena_t *a, const struct hl_region *r)
 {
-	return a && a->id != 0 && a->region == r->id && a->gen == r->gen;
+	return a && a->id != 0 && a->region == r->id &&
+	       lf_load_relaxed(&a->gen) == lf_load_relaxed(&r->gen);
 }
 
 HL_EXPORT int hl_region_delete(hl_region_t *region)
@@ -936,6 +946,39 @@ static bool rg_task_ok(const hl_task_t *t)
 	return t && (t == &rg_default_task || lf_load_acquire(&t->id) != 0);
 }
 
+/* Every task ever created, so that a destroyed one can be taken over. */
+#define RG_MAX_TASKS 65536u
+static struct hl_task *rg_tasks[RG_MAX_TASKS];
+static uint32_t rg_ntasks;
+
+/* A destroyed task that holds nothing any more, claimed for reuse with its
+ * arenas (arena ids are not spent on every create/destroy cycle); NULL if
+ * there is none.  State 3 = being taken over. */
+static struct hl_task *rg_task_recycle(void)
+{
+	uint32_t n = lf_load_acquire(&rg_ntasks);
+	for (uint32_t i = 0; i < n && i < RG_MAX_TASKS; i++) {
+		struct hl_task *t = lf_load_acquire(&rg_tasks[i]);
+		uint32_t st = 0;
+		if (!t || lf_load_relaxed(&t->state) != 0 ||
+		    !lf_cas_strong_acq_rel(&t->state, &st, 3u))
+			continue;
+		if (lf_load_acquire(&t->live_blocks) == 0) {
+			/* Its empty superblocks go back; then nothing is
+			 * backed for it. */
+			for (uint32_t r = 0; r < HL_MAX_REGIONS; r++) {
+				sb_arena_t *a = lf_load_acquire(&t->arena[r]);
+				if (a)
+					rg_sweep(a);
+			}
+			if (lf_load_acquire(&t->backed) == 0)
+				return t;
+		}
+		lf_store_release(&t->state, 0u);
+	}
+	return NULL;
+}
+
 HL_EXPORT int hl_task_create(const hl_task_attr_t *at, hl_task_t **out)
 {
 	if (!out || !at || at->struct_size < sizeof(hl_task_attr_t) ||
@@ -949,16 +992,27 @@ HL_EXPORT int hl_task_create(const hl_task_attr_t *at, hl_task_t **out)
 			return HL_EINVAL;
 		allowed |= (uint64_t)1 << r->id;
 	}
-	struct hl_task *t = os_map(sizeof *t);
-	if (!t)
-		return HL_ENOMEM;
+	struct hl_task *t = rg_task_recycle();
+	bool fresh = t == NULL;
+	if (fresh) {
+		uint32_t slot = lf_fetch_add_relaxed(&rg_ntasks, 1u);
+		if (slot >= RG_MAX_TASKS)
+			return HL_ENOMEM;   /* RG_MAX_TASKS tasks hold memory at once */
+		t = os_map(sizeof *t);
+		if (!t)
+			return HL_ENOMEM;
+		t->state = 3;   /* ours until set up: not for recycling */
+		lf_store_release(&rg_tasks[slot], t);
+	}
+	memset(t->name, 0, sizeof t->name);
 	if (at->name)
 		strncpy(t->name, at->name, sizeof t->name - 1);
 	t->quota = at->quota;
 	t->secure = at->secure != 0;
 	t->allowed = allowed;
-	t->state = 1;
-	lf_store_release(&t->id, lf_fetch_add_relaxed(&rg_task_ids, 1u) + 1);
+	if (fresh)
+		lf_store_release(&t->id, lf_fetch_add_relaxed(&rg_task_ids, 1u) + 1);
+	lf_store_release(&t->state, 1u);
 	*out = t;
 	return HL_OK;
 }
@@ -1040,7 +1094,7 @@ HL_EXPORT int hl_task_stats(const hl_task_t *t, const hl_region_t *region,
 	sb_arena_t *a = t == &rg_default_task && region->id == 0
 				? sb_arena(0)
 				: lf_load_acquire(&((struct hl_task *)t)->arena[region->id]);
-	if (a && a->gen == lf_load_acquire(&region->gen)) {
+	if (a && lf_load_relaxed(&a->gen) == lf_load_acquire(&region->gen)) {
 		st->bytes_backed = lf_load_relaxed(&a->backed);
 		st->bytes_live = lf_load_relaxed(&a->live_bytes);
 		st->blocks_live = lf_load_relaxed(&a->live_blocks);

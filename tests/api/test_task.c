@@ -214,11 +214,42 @@ static void test_policy(void)
 	ok(hl_region_delete(r1) == HL_OK && hl_region_delete(r2) == HL_OK, "regions deleted");
 }
 
+/* ---- many tasks over a process's life ----------------------------------- */
+
+static int cycles_ok;
+
+static void *cycle_thread(void *arg)
+{
+	(void)arg;
+	for (int i = 0; i < 5000; i++) {
+		hl_task_attr_t a = tattr();
+		hl_task_t *t;
+		if (hl_task_create(&a, &t) != HL_OK || hl_task_join(t) != HL_OK)
+			break;
+		void *p = hl_malloc(100);
+		hl_free(p);
+		hl_task_join(NULL);
+		if (!p || hl_task_destroy(t) != HL_OK)
+			break;
+		cycles_ok++;
+	}
+	return NULL;
+}
+
+static void test_cycles(void)
+{
+	run(cycle_thread, NULL);
+	ok(cycles_ok == 5000,
+	   "5000 tasks created, allocated in and destroyed, more than there are arena ids (%d)",
+	   cycles_ok);
+}
+
 int main(void)
 {
 	plan_no_plan();
 	test_quota();
 	test_cross_free();
 	test_policy();
+	test_cycles();
 	return done_testing();
 }

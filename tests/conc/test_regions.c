@@ -285,8 +285,10 @@ static void test_churn_and_notify(void)
 	pthread_t t[NT];
 	for (int i = 0; i < NT; i++)
 		pthread_create(&t[i], NULL, plain_loop, (void *)(intptr_t)i);
-	int created = 0, deleted = 0;
-	int n = rounds / 20 < 20 ? 20 : rounds / 20;
+	int created = 0, deleted = 0, allocated = 0;
+	/* More cycles than there are arena ids: a region created in a freed
+	 * slot takes over the arenas of the one deleted before it. */
+	int n = 5000;
 	for (int i = 0; i < n; i++) {
 		hl_region_attr_t a;
 		memset(&a, 0, sizeof a);
@@ -297,16 +299,19 @@ static void test_churn_and_notify(void)
 			created++;
 			void *p = NULL;
 			hl_place_t pl = { .reach = 0, .node = -1, .region = r };
-			if (hl_alloc(100, &pl, 0, &p) == HL_OK)
+			if (hl_alloc(100, &pl, 0, &p) == HL_OK) {
+				allocated++;
 				hl_free(p);
+			}
 			deleted += hl_region_delete(r) == HL_OK;
 		}
 	}
 	__atomic_store_n(&churn_stop, 1, __ATOMIC_RELEASE);
 	for (int i = 0; i < NT; i++)
 		pthread_join(t[i], NULL);
-	ok(created == n && deleted == n, "%d regions created and deleted while %d threads allocate (%d, %d)",
-	   n, NT, created, deleted);
+	ok(created == n && deleted == n && allocated == n,
+	   "%d regions created, allocated from and deleted while %d threads allocate (%d, %d, %d)",
+	   n, NT, created, allocated, deleted);
 
 	hl_region_attr_t a;
 	memset(&a, 0, sizeof a);
@@ -315,7 +320,8 @@ static void test_churn_and_notify(void)
 	a.wmark_low = (4 << 20) - (64 << 10);   /* the first superblock crosses it */
 	a.wmark_high = (4 << 20) - (64 << 10);
 	a.notify = on_low;
-	hl_region_create(&a, &wm);
+	if (hl_region_create(&a, &wm) != HL_OK)
+		diag("could not create the watermark region");
 	for (int i = 0; i < NT; i++)
 		pthread_create(&t[i], NULL, wm_loop, (void *)(intptr_t)i);
 	for (int i = 0; i < NT; i++)
