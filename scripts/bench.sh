@@ -96,7 +96,8 @@ mkdir -p "$raw/fail"
 ln -sfn "$stamp" "$outdir/raw/latest"
 
 # Copies, so that a rebuild during a long run cannot mix two versions.
-heaplib_built=$heaplib
+# Shown relative to the build tree: no machine's path goes into results.md.
+heaplib_built=${heaplib#"$builddir"/}
 cp "$stress" "$raw/heaplib-stress"
 cp "$(readlink -f "$heaplib")" "$raw/libheaplib.so"
 stress=$raw/heaplib-stress
