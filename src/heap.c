@@ -280,7 +280,11 @@ static unsigned sb_pop(hl_desc_t *d, void **out, unsigned want, bool *full)
 			char *b = base + (size_t)idx * ci->size;
 			out[i] = b;
 			if (idx >= bump) {
-				/* Never handed out: the next block is the next one. */
+				/* Never handed out: the next block is the next one.
+				 * (Check mode: whatever an earlier life of the span
+				 * left here is not this block's free mark.) */
+				if (HL_UNLIKELY(hl_config.check))
+					((uint64_t *)b)[1] = 0;
 				nbump = idx + 1 > nbump ? idx + 1 : nbump;
 				idx = idx + 1 < d->maxcount ? idx + 1 : HL_AVAIL_NONE;
 				continue;

@@ -49,6 +49,7 @@ void hl_init_slow(void)
 	hl_config.cache_budget = hl_env_u64("HEAPLIB_CACHE_BUDGET", (uint64_t)64 << 20);
 	hl_config.idle_ms = (uint32_t)hl_env_u64("HEAPLIB_IDLE_MS", 1000);
 	hl_config.heaps = (uint32_t)hl_env_u64("HEAPLIB_HEAPS", 0);
+	hl_config.check = hl_env_u64("HEAPLIB_CHECK", 0) != 0;
 	hl_key = os_random64();
 	sc_init();
 	pm_init();

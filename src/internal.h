@@ -384,6 +384,7 @@ typedef struct hl_config {
 	uint64_t cache_budget;    /* HEAPLIB_CACHE_BUDGET: bytes, all caches */
 	uint32_t idle_ms;         /* HEAPLIB_IDLE_MS */
 	uint32_t heaps;           /* HEAPLIB_HEAPS: 0 = 4 per CPU */
+	bool check;               /* HEAPLIB_CHECK: no caches, junk, full checks */
 } hl_config_t;
 
 extern HL_HIDDEN hl_config_t hl_config;

@@ -252,14 +252,28 @@ static void tc_thread_exit(void *arg)
 	lf_tstack_push(&tc_pool_free, tc->id, &tc->link);
 }
 
+/* HEAPLIB_CHECK: a freed block is filled with junk past its link and
+ * mark; a block that comes back from a free list must still hold it. */
+#define TC_JUNK 0xdf
+
+static HL_NOINLINE void tc_check_junk(void *p, unsigned cls)
+{
+	const unsigned char *c = p;
+	if (((const uint64_t *)p)[1] != hl_key)
+		return;   /* never handed out before: nothing to check */
+	for (size_t i = 16; i < sc_table[cls].size; i++)
+		if (c[i] != TC_JUNK)
+			hl_fatal("malloc", p, "block written after free (junk overwritten)");
+}
+
 static hl_tcache_t *tc_get(void)
 {
 	hl_tcache_t *tc = hl_tc;
 	if (HL_LIKELY(tc))
 		return tc;
 	hl_ensure_init();
-	if (tc_dead || hl_cur_task)
-		return NULL;   /* thread exiting, or of another task: no cache */
+	if (tc_dead || hl_cur_task || hl_config.check)
+		return NULL;   /* thread exiting, of another task, or check mode */
 	return tc_create();
 }
 
@@ -293,6 +307,8 @@ void *tc_alloc_slow(unsigned cls)
 	if (!tc) {
 		void *p;
 		bool ok = sb_alloc_batch(sb_arena(0), 0, cls, &p, 1) == 1;
+		if (ok && HL_UNLIKELY(hl_config.check))
+			tc_check_junk(p, cls);
 		if (ok)
 			((uint64_t *)p)[1] = 0;
 		return ok ? p : NULL;
@@ -319,6 +335,12 @@ void tc_free_slow(void *p, unsigned cls)
 {
 	hl_tcache_t *tc = tc_get();
 	if (!tc) {
+		if (HL_UNLIKELY(hl_config.check)) {
+			/* No cache holds it, so a set mark means it is free. */
+			if (((uint64_t *)p)[1] == hl_key)
+				hl_fatal("free", p, "double free (block is already free)");
+			memset((char *)p + 16, TC_JUNK, sc_table[cls].size - 16);
+		}
 		sb_free_batch(cls, &p, 1, "free");
 		return;
 	}
