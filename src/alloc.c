@@ -45,6 +45,13 @@ static inline __attribute__((always_inline)) void *hl_alloc_fast(size_t size, co
 	return hl_alloc_slow(size);
 }
 
+static HL_NOINLINE void hl_free_large(void *p, const char *call)
+{
+	int saved = errno;
+	large_free(p, call);
+	errno = saved;
+}
+
 /* p's slot record is not a default-arena small block: a block of another
  * task or region, a large block sharing a region pool's chunk-map entry,
  * or a bad pointer. */
@@ -55,9 +62,7 @@ static HL_NOINLINE void hl_free_other(void *p, uint64_t w, const char *call)
 		return;
 	}
 	if (PM_KIND(w) == PM_NONE) {
-		int saved = errno;
-		large_free(p, call);
-		errno = saved;
+		hl_free_large(p, call);
 		return;
 	}
 	hl_fatal(call, p, "invalid pointer (not allocated by heaplib, or already freed)");
@@ -66,13 +71,6 @@ static HL_NOINLINE void hl_free_other(void *p, uint64_t w, const char *call)
 static HL_COLD void hl_double_free(void *p, const char *call)
 {
 	hl_fatal(call, p, "double free (block is already in the thread cache)");
-}
-
-static HL_NOINLINE void hl_free_large(void *p, const char *call)
-{
-	int saved = errno;
-	large_free(p, call);
-	errno = saved;
 }
 
 /* The free of a default-arena small block that the fast path did not
@@ -111,9 +109,7 @@ static inline __attribute__((always_inline)) void hl_free_fast(void *p, const ch
 		return;
 	}
 	unsigned cls = PM_CLS(w);
-	char *sb = (char *)((uintptr_t)p & ~(uintptr_t)(HL_SLOT_SIZE - 1)) -
-		   ((size_t)PM_OFF(w) << HL_SLOT_SHIFT);
-	if (HL_UNLIKELY(!sc_is_block(cls, (size_t)((char *)p - sb))))
+	if (HL_UNLIKELY(!sc_is_block(cls, pm_block_off(p, w))))
 		hl_fatal(call, p, "interior pointer (not the start of a block)");
 	hl_tcache_t *tc = hl_tc;
 	uint64_t key = hl_key;
@@ -143,9 +139,7 @@ size_t hl_usable_impl(const void *p, const char *call)
 		if (PM_KIND(w) != PM_SMALL)
 			hl_fatal(call, p, "invalid pointer (not allocated by heaplib, or already freed)");
 		unsigned cls = PM_CLS(w);
-		char *sb = (char *)((uintptr_t)p & ~(uintptr_t)(HL_SLOT_SIZE - 1)) -
-			   ((size_t)PM_OFF(w) << HL_SLOT_SHIFT);
-		if (sc_block_index(cls, (size_t)((const char *)p - sb)) < 0)
+		if (!sc_is_block(cls, pm_block_off(p, w)))
 			hl_fatal(call, p, "interior pointer (not the start of a block)");
 		return sc_table[cls].size;
 	}
@@ -263,18 +257,16 @@ HL_EXPORT void *hl_realloc(void *p, size_t size)
 		return NULL;
 	}
 	size_t old = hl_usable_impl(p, "realloc");
-	pm_slot_t *rec = pm_lookup(p);
-	uint64_t w = rec ? lf_load_relaxed(&rec->word) : 0;
-	int arena = rec && PM_KIND(w) == PM_SMALL ? (int)PM_ARENA(w) : large_arena_of(p);
+	/* A small block shrunk by at most half stays where it is. */
+	if (old <= HL_SMALL_MAX && size <= old && (size > old / 2 || old <= HL_MIN_BLOCK))
+		return p;
+	int arena = rg_arena_id_of(p);
 	if (HL_UNLIKELY(arena > 0))
-		return rg_realloc(p, old, size);   /* stays in its region */
+		return rg_realloc(p, (unsigned)arena, old, size);   /* stays in its region */
 	if (old > HL_SMALL_MAX && size > HL_SMALL_MAX) {
 		void *q = large_realloc(p, size);
 		if (q)
 			return q;
-	} else if (old <= HL_SMALL_MAX && size <= old &&
-		   (size > old / 2 || old <= HL_MIN_BLOCK)) {
-		return p;
 	}
 	void *q = hl_alloc_impl(size, "realloc");
 	if (!q)

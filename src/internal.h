@@ -212,6 +212,13 @@ static inline pm_slot_t *pm_lookup(const void *p)
 	return &recs[(a >> HL_SLOT_SHIFT) & (HL_SLOTS_PER_CHUNK - 1)];
 }
 
+/* Byte offset of p in its superblock, w being p's slot record word. */
+static inline size_t pm_block_off(const void *p, uint64_t w)
+{
+	uintptr_t slot = (uintptr_t)p & ~(uintptr_t)(HL_SLOT_SIZE - 1);
+	return (uintptr_t)p - slot + ((size_t)PM_OFF(w) << HL_SLOT_SHIFT);
+}
+
 void pm_init(void);
 /* A span of (1 << order) slots: a cached one if possible.  Returns its
  * 1-based span index and start address; *fresh says its pages were never
@@ -308,7 +315,11 @@ void rg_large_freed(unsigned arena, void *p, size_t len);
 void *rg_task_alloc(size_t size, size_t align, bool zero);
 void rg_thread_exit(void);
 void rg_fire_events(void);
-void *rg_realloc(void *p, size_t old, size_t size);
+/* Arena id of the block at p (0 for malloc's), or -1 if heaplib does not
+ * know p as a block. */
+int rg_arena_id_of(const void *p);
+/* realloc of a block of arena (not 0): the new block is in the same arena. */
+void *rg_realloc(void *p, unsigned arena, size_t old, size_t size);
 /* Sweep a region arena (trim), counted in the region's inflight so that a
  * delete or reset never runs under it. */
 size_t rg_sweep(sb_arena_t *a);

@@ -215,6 +215,20 @@ static void rg_live(struct hl_region *r, sb_arena_t *a, int64_t bytes, int64_t b
 	lf_fetch_add_relaxed(blocks > 0 ? &r->allocs : &r->frees, 1);
 }
 
+/* The allocation side of the teardown handshake (see the top of the file):
+ * count the caller in the region's inflight, then say whether the region
+ * is alive.  Every rg_enter is paired with an rg_leave, alive or not. */
+static bool rg_enter(struct hl_region *r)
+{
+	lf_fetch_add_seq_cst(&r->inflight, 1);
+	return lf_load_seq_cst(&r->state) == RG_ALIVE;
+}
+
+static void rg_leave(struct hl_region *r)
+{
+	lf_fetch_sub_release(&r->inflight, 1);
+}
+
 /* ---- spans for superblocks ---------------------------------------------- */
 
 static uint32_t *rg_pool_link(void *ctx, uint32_t idx)
@@ -339,12 +353,29 @@ static unsigned rg_class_for(size_t size, size_t align)
 	return HL_NCLASSES;
 }
 
+int rg_arena_id_of(const void *p)
+{
+	pm_slot_t *rec = pm_lookup(p);
+	uint64_t w = rec ? lf_load_acquire(&rec->word) : 0;
+	if (rec && PM_KIND(w) == PM_SMALL)
+		return (int)PM_ARENA(w);
+	return large_arena_of(p);
+}
+
+/* The descriptor of the superblock holding small block p; NULL for a
+ * large block. */
+static hl_desc_t *rg_desc_of(const void *p)
+{
+	pm_slot_t *rec = pm_lookup(p);
+	uint64_t w = rec ? lf_load_acquire(&rec->word) : 0;
+	return rec && PM_KIND(w) == PM_SMALL ? desc_at(PM_DESC(w)) : NULL;
+}
+
 /* Remember on the block's superblock what it was allocated under, so that
  * a mover can tell where the superblock may legally go. */
 static void rg_note_need(void *p, uint32_t need)
 {
-	uint64_t w = lf_load_acquire(&pm_lookup(p)->word);
-	hl_desc_t *d = desc_at(PM_DESC(w));
+	hl_desc_t *d = rg_desc_of(p);
 	if ((lf_load_relaxed(&d->need) | need) != lf_load_relaxed(&d->need))
 		lf_fetch_or_acq_rel(&d->need, need);
 }
@@ -403,9 +434,7 @@ void rg_free_small(void *p, uint64_t w, const char *call)
 	if (!a)
 		hl_fatal(call, p, "invalid pointer (not allocated by heaplib, or already freed)");
 	unsigned cls = PM_CLS(w);
-	char *sb = (char *)((uintptr_t)p & ~(uintptr_t)(HL_SLOT_SIZE - 1)) -
-		   ((size_t)PM_OFF(w) << HL_SLOT_SHIFT);
-	if (sc_block_index(cls, (size_t)((char *)p - sb)) < 0)
+	if (!sc_is_block(cls, pm_block_off(p, w)))
 		hl_fatal(call, p, "interior pointer (not the start of a block)");
 	if (((uint64_t *)p)[1] == hl_key)
 		hl_fatal(call, p, "double free (block is already free)");
@@ -508,16 +537,14 @@ static int rg_alloc(size_t size, size_t align, const hl_place_t *place,
 			if (p && (flags & HL_ZERO))
 				memset(p, 0, size);
 		} else {
-			lf_fetch_add_seq_cst(&r->inflight, 1);
-			if (lf_load_seq_cst(&r->state) == RG_ALIVE &&
-			    rg_qualifies(r, t, need, secure)) {
+			if (rg_enter(r) && rg_qualifies(r, t, need, secure)) {
 				sb_arena_t *a = rg_arena(t, r);
 				if (a)
 					p = rg_alloc_in(r, a, size, align, flags,
 							rg_need_of(need, secure ? flags | HL_SECURE : flags),
 							&err);
 			}
-			lf_fetch_sub_release(&r->inflight, 1);
+			rg_leave(r);
 		}
 		if (p) {
 			*out = p;
@@ -561,25 +588,19 @@ void *rg_task_alloc(size_t size, size_t align, bool zero)
 	return p;
 }
 
-void *rg_realloc(void *p, size_t old, size_t size)
+void *rg_realloc(void *p, unsigned arena, size_t old, size_t size)
 {
-	pm_slot_t *rec = pm_lookup(p);
-	uint64_t w = rec ? lf_load_relaxed(&rec->word) : 0;
-	int arena = rec && PM_KIND(w) == PM_SMALL ? (int)PM_ARENA(w) : large_arena_of(p);
-	sb_arena_t *a = sb_arena((unsigned)arena);
+	sb_arena_t *a = sb_arena(arena);
 	struct hl_region *r = &rg_tab[a->region];
-	if (size <= old && old <= HL_SMALL_MAX && (size > old / 2 || old <= HL_MIN_BLOCK))
-		return p;
 	void *q = NULL;
 	int err = HL_ENOMEM;
 	/* The new block inherits what the old one's superblock was
 	 * allocated under. */
-	uint32_t need = rec && PM_KIND(w) == PM_SMALL
-				? lf_load_relaxed(&desc_at(PM_DESC(w))->need) : rg_need_of(0, 0);
-	lf_fetch_add_seq_cst(&r->inflight, 1);
-	if (lf_load_seq_cst(&r->state) == RG_ALIVE)
+	hl_desc_t *d = rg_desc_of(p);
+	uint32_t need = d ? lf_load_relaxed(&d->need) : rg_need_of(0, 0);
+	if (rg_enter(r))
 		q = rg_alloc_in(r, a, size, 0, 0, need, &err);
-	lf_fetch_sub_release(&r->inflight, 1);
+	rg_leave(r);
 	if (!q) {
 		rg_fire_events();
 		errno = ENOMEM;
@@ -594,11 +615,9 @@ size_t rg_sweep(sb_arena_t *a)
 {
 	struct hl_region *r = &rg_tab[a->region];
 	size_t n = 0;
-	lf_fetch_add_seq_cst(&r->inflight, 1);
-	if (lf_load_seq_cst(&r->state) == RG_ALIVE &&
-	    lf_load_relaxed(&a->gen) == lf_load_relaxed(&r->gen))
+	if (rg_enter(r) && lf_load_relaxed(&a->gen) == lf_load_relaxed(&r->gen))
 		n = sb_sweep_arena(a, true);
-	lf_fetch_sub_release(&r->inflight, 1);
+	rg_leave(r);
 	return n;
 }
 
@@ -891,13 +910,7 @@ HL_EXPORT hl_region_t *hl_region_of(const void *p)
 {
 	if (!p)
 		return NULL;
-	pm_slot_t *rec = pm_lookup(p);
-	uint64_t w = rec ? lf_load_acquire(&rec->word) : 0;
-	int arena;
-	if (rec && PM_KIND(w) == PM_SMALL)
-		arena = (int)PM_ARENA(w);
-	else
-		arena = large_arena_of(p);
+	int arena = rg_arena_id_of(p);
 	if (arena < 0 || arena >= (int)HL_MAX_ARENAS)
 		return NULL;
 	sb_arena_t *a = sb_arena((unsigned)arena);
