@@ -36,7 +36,7 @@ typedef struct lg_ent {
 static lg_ent_t *lg_tab[LG_TABLES];
 static uint32_t lg_used[LG_TABLES];
 static uint32_t lg_cur;
-/* Cached mappings: (addr >> 12) | (pages << 35); 0 is empty. */
+/* Cached mappings (lg_w_make); 0 is empty. */
 static uint64_t lg_cache[LG_CACHE];
 static uint32_t lg_cache_stamp[LG_CACHE];
 static uint64_t lg_cache_bytes;
@@ -143,69 +143,90 @@ int large_lookup(const void *p, size_t *size, uintptr_t *start)
 	return (a & (HL_PAGE - 1)) == 0 && a ? large_lookup((char *)p + 1, size, start) : 0;
 }
 
+/* A cache entry: (addr >> 12) | (pages << 35); 0 is empty. */
+static inline uint64_t lg_w_make(const void *p, size_t len)
+{
+	return ((uint64_t)(uintptr_t)p >> 12) | ((uint64_t)(len >> 12) << 35);
+}
+static inline char *lg_w_addr(uint64_t w)
+{
+	return (char *)(uintptr_t)((w & (((uint64_t)1 << 35) - 1)) << 12);
+}
+static inline size_t lg_w_len(uint64_t w) { return (size_t)(w >> 35) << 12; }
+
+/* Take entry i if it still holds w; the caller owns the mapping then. */
+static bool lg_cache_claim(unsigned i, uint64_t w)
+{
+	if (!lf_cas_strong_acq_rel(&lg_cache[i], &w, 0))
+		return false;
+	lf_fetch_sub_relaxed(&lg_cache_bytes, lg_w_len(w));
+	return true;
+}
+
+/* A claimed mapping goes back to the OS. */
+static size_t lg_cache_drop(uint64_t w)
+{
+	os_unmap(lg_w_addr(w), lg_w_len(w));
+	HL_CTR_ADD(bytes_purged, lg_w_len(w));
+	return lg_w_len(w);
+}
+
+/* Claim the best entry of at least min_len bytes: the smallest, or with
+ * oldest, the one cached longest ago.  0 if there is none. */
+static uint64_t lg_cache_claim_best(size_t min_len, bool oldest)
+{
+	uint32_t now = os_now_ms();
+	for (int tries = 0; tries < 4; tries++) {
+		unsigned best = LG_CACHE;
+		uint64_t bw = 0, bkey = 0;
+		for (unsigned i = 0; i < LG_CACHE; i++) {
+			uint64_t w = lf_load_acquire(&lg_cache[i]);
+			if (!w || lg_w_len(w) < min_len)
+				continue;
+			/* smaller key is better */
+			uint64_t key = oldest ? UINT64_MAX - (uint32_t)(now - lf_load_relaxed(&lg_cache_stamp[i]))
+					      : lg_w_len(w);
+			if (best == LG_CACHE || key < bkey) {
+				best = i;
+				bw = w;
+				bkey = key;
+			}
+		}
+		if (best == LG_CACHE)
+			return 0;
+		if (lg_cache_claim(best, bw))
+			return bw;
+	}
+	return 0;
+}
+
 static bool lg_cache_put(void *p, size_t len);
 
 /* The smallest cached mapping that holds len bytes; its tail, if any, goes
  * back to the cache (its pages stay warm) or to the OS. */
 static void *lg_cache_take(size_t len, size_t *got)
 {
-	for (int tries = 0; tries < 4; tries++) {
-		unsigned best = LG_CACHE;
-		uint64_t bw = 0;
-		size_t bhave = SIZE_MAX;
-		for (unsigned i = 0; i < LG_CACHE; i++) {
-			uint64_t w = lf_load_acquire(&lg_cache[i]);
-			size_t have = (size_t)(w >> 35) << 12;
-			if (w && have >= len && have < bhave) {
-				best = i;
-				bw = w;
-				bhave = have;
-			}
-		}
-		if (best == LG_CACHE)
-			return NULL;
-		if (!lf_cas_strong_acq_rel(&lg_cache[best], &bw, 0))
-			continue;
-		lf_fetch_sub_relaxed(&lg_cache_bytes, bhave);
-		char *p = (char *)(uintptr_t)((bw & (((uint64_t)1 << 35) - 1)) << 12);
-		/* Hand out exactly the pages asked for: the usable size stays
-		 * page-granular to the request. */
-		if (bhave > len && !lg_cache_put(p + len, bhave - len))
-			os_unmap(p + len, bhave - len);
-		*got = len;
-		return p;
-	}
-	return NULL;
+	uint64_t w = lg_cache_claim_best(len, false);
+	if (!w)
+		return NULL;
+	char *p = lg_w_addr(w);
+	size_t have = lg_w_len(w);
+	/* Hand out exactly the pages asked for: the usable size stays
+	 * page-granular to the request. */
+	if (have > len && !lg_cache_put(p + len, have - len))
+		os_unmap(p + len, have - len);
+	*got = len;
+	return p;
 }
 
 /* Give the oldest cached mapping back to the OS; false if none. */
 static bool lg_cache_evict_oldest(void)
 {
-	uint32_t now = os_now_ms();
-	for (int tries = 0; tries < 4; tries++) {
-		unsigned best = LG_CACHE;
-		uint32_t bage = 0;
-		uint64_t bw = 0;
-		for (unsigned i = 0; i < LG_CACHE; i++) {
-			uint64_t w = lf_load_acquire(&lg_cache[i]);
-			uint32_t age = now - lf_load_relaxed(&lg_cache_stamp[i]);
-			if (w && (best == LG_CACHE || age > bage)) {
-				best = i;
-				bage = age;
-				bw = w;
-			}
-		}
-		if (best == LG_CACHE)
-			return false;
-		if (!lf_cas_strong_acq_rel(&lg_cache[best], &bw, 0))
-			continue;
-		size_t have = (size_t)(bw >> 35) << 12;
-		lf_fetch_sub_relaxed(&lg_cache_bytes, have);
-		os_unmap((void *)(uintptr_t)((bw & (((uint64_t)1 << 35) - 1)) << 12), have);
-		HL_CTR_ADD(bytes_purged, have);
-		return true;
-	}
-	return false;
+	uint64_t w = lg_cache_claim_best(0, true);
+	if (!w)
+		return false;
+	lg_cache_drop(w);
+	return true;
 }
 
 /* Cache a freed mapping; the oldest ones make room for it (what was freed
@@ -217,7 +238,7 @@ static bool lg_cache_put(void *p, size_t len)
 	for (int ev = 0; lf_load_relaxed(&lg_cache_bytes) + len > LG_CACHE_BYTES; ev++)
 		if (ev == 8 || !lg_cache_evict_oldest())
 			return false;
-	uint64_t w = ((uint64_t)(uintptr_t)p >> 12) | ((uint64_t)(len >> 12) << 35);
+	uint64_t w = lg_w_make(p, len);
 	for (int round = 0; round < 2; round++) {
 		for (unsigned i = 0; i < LG_CACHE; i++) {
 			uint64_t zero = 0;
@@ -243,13 +264,8 @@ size_t large_trim(bool all)
 		uint64_t w = lf_load_acquire(&lg_cache[i]);
 		if (!w || (!all && now - lf_load_relaxed(&lg_cache_stamp[i]) < hl_config.decay_ms))
 			continue;
-		if (lf_cas_strong_acq_rel(&lg_cache[i], &w, 0)) {
-			size_t have = (size_t)(w >> 35) << 12;
-			lf_fetch_sub_relaxed(&lg_cache_bytes, have);
-			os_unmap((void *)(uintptr_t)((w & (((uint64_t)1 << 35) - 1)) << 12), have);
-			HL_CTR_ADD(bytes_purged, have);
-			n += have;
-		}
+		if (lg_cache_claim(i, w))
+			n += lg_cache_drop(w);
 	}
 	return n;
 }
