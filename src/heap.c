@@ -426,6 +426,15 @@ void sb_free_batch(unsigned cls, void **blocks, unsigned n, const char *call)
 	}
 }
 
+/* d is the sweeper's: retire it if every block is free. */
+static bool sb_retire_if_free(hl_desc_t *d)
+{
+	if (a_count(lf_load_acquire(&d->anchor)) != d->maxcount)
+		return false;
+	sb_retire(d);
+	return true;
+}
+
 /* Retire every fully free superblock on arena a's partial lists (and, with
  * slots, in its heaps' slots too).  Any thread; each descriptor examined
  * is owned by the sweeper while it looks at it. */
@@ -442,13 +451,10 @@ size_t sb_sweep_arena(sb_arena_t *a, bool slots)
 #if defined(HL_DEBUG) || defined(HL_TEST_HOOKS)
 			lf_store_relaxed(&d->listed, 0);
 #endif
-			uint64_t a = lf_load_acquire(&d->anchor);
-			if (a_count(a) == d->maxcount) {
-				sb_retire(d);
+			if (sb_retire_if_free(d))
 				n++;
-			} else {
+			else
 				sb_list(d);
-			}
 		}
 	}
 	if (slots) {
@@ -461,13 +467,10 @@ size_t sb_sweep_arena(sb_arena_t *a, bool slots)
 					if (!idx)
 						continue;
 					hl_desc_t *d = desc_at(idx);
-					uint64_t an = lf_load_acquire(&d->anchor);
-					if (a_count(an) == d->maxcount) {
-						sb_retire(d);
+					if (sb_retire_if_free(d))
 						n++;
-					} else {
+					else
 						sb_put_back(a, h, c, d);
-					}
 				}
 			}
 	}
