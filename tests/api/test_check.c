@@ -63,12 +63,7 @@ static void *worker(void *arg)
 int main(int argc, char **argv)
 {
 	(void)argc;
-	if (!getenv("HEAPLIB_CHECK")) {
-		setenv("HEAPLIB_CHECK", "1", 1);
-		execv("/proc/self/exe", argv);
-		perror("execv");
-		return 1;
-	}
+	tap_reexec_with_env(argv, "HEAPLIB_CHECK", "1", (char *)NULL);
 	plan(4);
 	tap_expect_abort(late_double_free, NULL, "double free (block is already free)",
 			 "a block freed twice, with 1000 other blocks allocated and freed between, aborts");

@@ -113,13 +113,7 @@ static double now_s(void)
 int main(int argc, char **argv)
 {
 	(void)argc;
-	if (!getenv("HEAPLIB_HEAPS")) {
-		setenv("HEAPLIB_HEAPS", "1", 1);
-		setenv("HEAPLIB_CACHE_BUDGET", "0", 1);
-		execv("/proc/self/exe", argv);
-		perror("execv");
-		return 1;
-	}
+	tap_reexec_with_env(argv, "HEAPLIB_HEAPS", "1", "HEAPLIB_CACHE_BUDGET", "0", (char *)NULL);
 #if defined(__SANITIZE_THREAD__)
 	plan_skip_all("ThreadSanitizer defers signals to its own safe points");
 	return 0;

@@ -119,13 +119,7 @@ static void scenario(const char *point)
 int main(int argc, char **argv)
 {
 	(void)argc;
-	if (!getenv("HEAPLIB_HEAPS")) {
-		setenv("HEAPLIB_HEAPS", "1", 1);
-		setenv("HEAPLIB_CACHE_BUDGET", "0", 1);
-		execv("/proc/self/exe", argv);
-		perror("execv");
-		return 1;
-	}
+	tap_reexec_with_env(argv, "HEAPLIB_HEAPS", "1", "HEAPLIB_CACHE_BUDGET", "0", (char *)NULL);
 	static const char *points[] = {
 		"sb_pop_read",          /* holds the active slot, mid-pop */
 		"sb_push_read",         /* mid-push of a batch into a superblock */

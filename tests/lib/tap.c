@@ -359,3 +359,22 @@ int tap_expect_abort(void (*fn)(void *), void *arg,
 	funlockfile(stdout);
 	return 0;
 }
+
+void tap_reexec_with_env(char **argv, ...)
+{
+	va_list ap;
+	va_start(ap, argv);
+	const char *name = va_arg(ap, const char *);
+	if (!name || getenv(name)) {
+		va_end(ap);
+		return;
+	}
+	do {
+		const char *value = va_arg(ap, const char *);
+		setenv(name, value, 1);
+	} while ((name = va_arg(ap, const char *)) != NULL);
+	va_end(ap);
+	execv("/proc/self/exe", argv);
+	perror("execv /proc/self/exe");
+	exit(1);
+}

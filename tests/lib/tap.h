@@ -46,6 +46,14 @@ int done_testing(void);
 int tap_expect_abort(void (*fn)(void *), void *arg,
 		     const char *expected_substring, const char *name);
 
+/*
+ * For settings heaplib reads once, at start-up: unless the first variable
+ * is already set, set every (name, value) pair given (the list ends with
+ * NULL) and execute this program again with argv.  Returns only in the
+ * process that has them; exits 1 if the re-execution fails.
+ */
+void tap_reexec_with_env(char **argv, ...);
+
 /* HEAPLIB_TEST_SCALE as a number (1.0 when unset or not a positive
  * number): tests multiply their iteration counts by it. */
 double tap_scale(void);
