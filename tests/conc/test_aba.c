@@ -20,7 +20,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "api/api.h"
 #include "tap.h"
 #include "park.h"
 

@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <pthread.h>
 
-#include "internal.h"
+#include "api/api.h"
 #include "tap.h"
 
 #define NT 4
@@ -107,7 +107,7 @@ int main(void)
 	for (int i = 0; i < NT; i++)
 		for (unsigned j = 0; j < hand_n[i]; j++)
 			sb_free_batch(lc_cls, &hand[i][j], 1, "free");
-	sb_sweep_all();
+	sb_sweep_arena(sb_arena(0), true);
 	lf_hp_scan(desc_hp_rec());
 
 	hl_stats_t s1 = { .struct_size = sizeof s1 };

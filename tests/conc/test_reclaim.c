@@ -15,7 +15,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "api/api.h"
 #include "tap.h"
 #include "park.h"
 

@@ -11,7 +11,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "internal.h"
+#include "api/api.h"
 
 #define HL_MAX_ALIGN ((size_t)1 << 40)
 
@@ -19,7 +19,7 @@ static HL_NOINLINE void *hl_alloc_slow(size_t size)
 {
 	hl_ensure_init();
 	if (HL_UNLIKELY(hl_cur_task))
-		return rg_task_alloc(size, 0, false);
+		return place_task_alloc(size, 0, false);
 	void *p;
 	if (size <= HL_SMALL_MAX)
 		p = tc_alloc_slow(sc_of(size));
@@ -48,7 +48,13 @@ static inline __attribute__((always_inline)) void *hl_alloc_fast(size_t size, co
 static HL_NOINLINE void hl_free_large(void *p, const char *call)
 {
 	int saved = errno;
-	large_free(p, call);
+	size_t len;
+	unsigned arena = large_free(p, call, &len);
+	if (arena) {
+		/* A region's block: its region accounts for it first. */
+		region_large_freed(arena, p, len);
+		large_unmap_arena(p, len);
+	}
 	errno = saved;
 }
 
@@ -58,19 +64,19 @@ static HL_NOINLINE void hl_free_large(void *p, const char *call)
 static HL_NOINLINE void hl_free_other(void *p, uint64_t w, const char *call)
 {
 	if (PM_KIND(w) == PM_SMALL) {
-		rg_free_small(p, w, call);
+		place_free_small(p, w, call);
 		return;
 	}
 	if (PM_KIND(w) == PM_NONE) {
 		hl_free_large(p, call);
 		return;
 	}
-	hl_fatal(call, p, "invalid pointer (not allocated by heaplib, or already freed)");
+	hl_fatal(call, p, HL_WHY_INVALID);
 }
 
 static HL_COLD void hl_double_free(void *p, const char *call)
 {
-	hl_fatal(call, p, "double free (block is already in the thread cache)");
+	hl_fatal(call, p, HL_WHY_FREE_CACHED);
 }
 
 /* The free of a default-arena small block that the fast path did not
@@ -110,7 +116,7 @@ static inline __attribute__((always_inline)) void hl_free_fast(void *p, const ch
 	}
 	unsigned cls = PM_CLS(w);
 	if (HL_UNLIKELY(!sc_is_block(cls, pm_block_off(p, w))))
-		hl_fatal(call, p, "interior pointer (not the start of a block)");
+		hl_fatal(call, p, HL_WHY_INTERIOR);
 	hl_tcache_t *tc = hl_tc;
 	uint64_t key = hl_key;
 	if (HL_UNLIKELY(!tc || ((uint64_t *)p)[1] == key)) {
@@ -137,10 +143,10 @@ size_t hl_usable_impl(const void *p, const char *call)
 	uint64_t w = rec ? lf_load_relaxed(&rec->word) : 0;
 	if (rec && PM_KIND(w) != PM_NONE) {
 		if (PM_KIND(w) != PM_SMALL)
-			hl_fatal(call, p, "invalid pointer (not allocated by heaplib, or already freed)");
+			hl_fatal(call, p, HL_WHY_INVALID);
 		unsigned cls = PM_CLS(w);
 		if (!sc_is_block(cls, pm_block_off(p, w)))
-			hl_fatal(call, p, "interior pointer (not the start of a block)");
+			hl_fatal(call, p, HL_WHY_INTERIOR);
 		return sc_table[cls].size;
 	}
 	size_t sz;
@@ -149,8 +155,8 @@ size_t hl_usable_impl(const void *p, const char *call)
 	if (r > 0)
 		return sz;
 	if (r < 0)
-		hl_fatal(call, p, "interior pointer (not the start of a block)");
-	hl_fatal(call, p, "invalid pointer (not allocated by heaplib, or already freed)");
+		hl_fatal(call, p, HL_WHY_INTERIOR);
+	hl_fatal(call, p, HL_WHY_INVALID);
 }
 
 HL_EXPORT void *hl_malloc(size_t size) { return hl_alloc_fast(size, "malloc"); }
@@ -180,7 +186,7 @@ HL_EXPORT void *hl_calloc(size_t n, size_t m)
 	if (size > HL_SMALL_MAX) {
 		hl_ensure_init();
 		if (HL_UNLIKELY(hl_cur_task))
-			return rg_task_alloc(size, 0, true);
+			return place_task_alloc(size, 0, true);
 		return large_alloc(size, 0, true);
 	}
 	void *p = hl_alloc_impl(size, "calloc");
@@ -198,12 +204,12 @@ static void *hl_aligned_impl(size_t align, size_t size, const char *call)
 	if (align <= 8)
 		return hl_alloc_impl(size, call);
 	if (align <= HL_SMALL_MAX && size <= HL_SMALL_MAX) {
-		for (unsigned c = sc_of(size); c < HL_NCLASSES; c++)
-			if (sc_table[c].size % align == 0)
-				return hl_alloc_impl(sc_table[c].size, call);
+		unsigned c = sc_class_aligned(size, align);
+		if (c < HL_NCLASSES)
+			return hl_alloc_impl(sc_table[c].size, call);
 	}
 	if (HL_UNLIKELY(hl_cur_task))
-		return rg_task_alloc(size ? size : 1, align, false);
+		return place_task_alloc(size ? size : 1, align, false);
 	return large_alloc(size ? size : 1, align, false);
 }
 
@@ -260,9 +266,14 @@ HL_EXPORT void *hl_realloc(void *p, size_t size)
 	/* A small block shrunk by at most half stays where it is. */
 	if (old <= HL_SMALL_MAX && size <= old && (size > old / 2 || old <= HL_MIN_BLOCK))
 		return p;
-	int arena = rg_arena_id_of(p);
-	if (HL_UNLIKELY(arena > 0))
-		return rg_realloc(p, (unsigned)arena, old, size);   /* stays in its region */
+	int arena = arena_id_of(p);
+	if (HL_UNLIKELY(arena > 0)) {
+		/* It stays in its region. */
+		void *q = place_realloc(p, (unsigned)arena, old, size);
+		if (q)
+			hl_free_impl(p, "realloc");
+		return q;
+	}
 	if (old > HL_SMALL_MAX && size > HL_SMALL_MAX) {
 		void *q = large_realloc(p, size);
 		if (q)
@@ -286,21 +297,31 @@ HL_EXPORT void *hl_reallocarray(void *p, size_t n, size_t m)
 	return hl_realloc(p, size);
 }
 
-HL_EXPORT void hl_thread_flush(void)
+/* ---- allocation under a placement (policy/place.c) ----------------------- */
+
+/* The default task on the default region: malloc's own path. */
+static void *hl_alloc_default(size_t size, size_t align)
 {
-	tc_thread_flush();
+	int saved = errno;
+	void *p = align > 16 ? hl_aligned_alloc(align, size) : hl_malloc(size);
+	errno = saved;
+	return p;
 }
 
-HL_EXPORT int hl_trim(void)
+HL_EXPORT int hl_alloc_aligned(size_t size, size_t align, const hl_place_t *place,
+			       unsigned flags, void **out)
 {
-	hl_ensure_init();
-	tc_thread_flush();
-	tc_drain_transfer();
-	size_t n = sb_sweep_all();
-	rg_fire_events();
-	size_t b = pm_purge(true);
-	b += large_trim(true);
-	return n || b;
+	if (!out || (align & (align - 1)) || align > ((size_t)1 << 30) ||
+	    (flags & ~(HL_ZERO | HL_NOWAIT | HL_NOMIGRATE | HL_SECURE)))
+		return HL_EINVAL;
+	if (size > ((size_t)1 << 47))
+		return HL_ENOMEM;
+	return place_alloc(size ? size : 1, align, place, flags, out, hl_alloc_default);
+}
+
+HL_EXPORT int hl_alloc(size_t size, const hl_place_t *place, unsigned flags, void **out)
+{
+	return hl_alloc_aligned(size, 0, place, flags, out);
 }
 
 #ifndef HL_NO_OVERRIDE
@@ -325,11 +346,11 @@ HL_EXPORT void *valloc(size_t size)
 
 HL_EXPORT void *pvalloc(size_t size)
 {
-	size_t r = (size + HL_PAGE - 1) & ~(size_t)(HL_PAGE - 1);
-	if (r < size) {
+	size_t r;
+	if (!os_page_round(size ? size : 1, &r)) {
 		errno = ENOMEM;
 		return NULL;
 	}
-	return hl_aligned_impl(HL_PAGE, r ? r : HL_PAGE, "pvalloc");
+	return hl_aligned_impl(HL_PAGE, r, "pvalloc");
 }
 #endif

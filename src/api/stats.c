@@ -1,16 +1,14 @@
 /*
- * Statistics: relaxed counters kept by the modules, read without
- * stopping anyone (so a snapshot taken while others run is approximate;
- * when nothing is in flight it is exact).
+ * Statistics: the relaxed counters kept by the modules (base/counters.c),
+ * read without stopping anyone (so a snapshot taken while others run is
+ * approximate; when nothing is in flight it is exact).
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "internal.h"
-
-hl_counters_t hl_ctr;
+#include "api/api.h"
 
 HL_EXPORT int hl_stats_get(hl_stats_t *st)
 {

@@ -10,13 +10,20 @@
  * back into its superblocks (one CAS per superblock).
  *
  * Caches are mapped with mmap and kept in a pool for the next thread; a
- * thread's cache is handed back by a pthread key destructor at exit.
+ * thread's cache is handed back at its exit (base/thread.c's registry
+ * calls tc_thread_exit).
+ *
+ * Concurrency contract:
+ *   operation              may run with          linearizes on
+ *   the bins (fast path,   nothing: the owner    (thread-local)
+ *   tc_*_slow, flush)      thread only
+ *   tc_xfer_put/_get       anything              the transfer stack's CAS
+ *   tc_create/exit         anything              the pool stack's CAS
  */
 #define _GNU_SOURCE
-#include <pthread.h>
 #include <string.h>
 
-#include "internal.h"
+#include "core/core.h"
 
 #define TC_MAX 65536u
 #define TC_NODES 65536u
@@ -28,15 +35,14 @@ typedef struct tc_node {
 	void *ptr[HL_MAX_BATCH];
 } tc_node_t;
 
-__thread hl_tcache_t *hl_tc __attribute__((tls_model("initial-exec")));
-static __thread uint8_t tc_dead __attribute__((tls_model("initial-exec")));
+__thread hl_tcache_t *hl_tc HL_TLS;
+/* 1: the thread exited; 2: it runs without a cache (tc_detach). */
+static __thread uint8_t tc_off HL_TLS;
 
 static hl_tcache_t *tc_pool[TC_MAX];
 static uint32_t tc_pool_next;
 static lf_tstack_t tc_pool_free;
 static size_t tc_bytes_each;
-static pthread_key_t tc_key;
-static bool tc_key_ok;
 
 static tc_node_t *tc_nodes;
 static uint32_t tc_nodes_next;
@@ -44,8 +50,6 @@ static lf_tstack_t tc_nodes_free;
 static lf_tstack_t tc_xfer[HL_NCLASSES];
 static uint32_t tc_xfer_len[HL_NCLASSES];
 static uint32_t tc_xfer_max[HL_NCLASSES];
-
-static void tc_thread_exit(void *arg);
 
 static uint32_t *tc_pool_link(void *ctx, uint32_t id)
 {
@@ -69,17 +73,13 @@ void tc_init(void)
 		tc_xfer_max[c] = (uint32_t)(m < 4 ? 4 : m > 256 ? 256 : m);
 		lf_tstack_init(&tc_xfer[c]);
 	}
-	tc_bytes_each = (sizeof(hl_tcache_t) + slots * sizeof(void *) + HL_PAGE - 1) &
-			~(size_t)(HL_PAGE - 1);
+	os_page_round(sizeof(hl_tcache_t) + slots * sizeof(void *), &tc_bytes_each);
 	tc_nodes = os_map((size_t)TC_NODES * sizeof(tc_node_t));
 	if (!tc_nodes)
 		hl_fatal("init", NULL, "cannot reserve the transfer-cache nodes");
 	HL_CTR_ADD(reserved, (uint64_t)TC_NODES * sizeof(tc_node_t));
 	lf_tstack_init(&tc_pool_free);
 	lf_tstack_init(&tc_nodes_free);
-	/* Keys below PTHREAD_KEY_2NDLEVEL_SIZE need no allocation in glibc's
-	 * pthread_setspecific; we create ours first thing. */
-	tc_key_ok = pthread_key_create(&tc_key, tc_thread_exit) == 0;
 }
 
 static hl_tcache_t *tc_create(void)
@@ -109,8 +109,7 @@ static hl_tcache_t *tc_create(void)
 	tc->bytes = 0;
 	hl_tc = tc;
 	HL_CTR_ADD(threads_live, 1);
-	if (tc_key_ok)
-		pthread_setspecific(tc_key, tc);
+	thread_exit_ensure();
 	return tc;
 }
 
@@ -224,32 +223,21 @@ void tc_thread_flush(void)
 		tc_flush_all(hl_tc);
 }
 
-#define TC_EXIT_ONLY ((void *)1)
-
-/* A thread that touched the hazard domain without a cache still needs
- * its record handed back at exit. */
-void tc_exit_hook_ensure(void)
+/* Hand the cache back to the pool (exit or detach). */
+static void tc_give_back(hl_tcache_t *tc)
 {
-	if (tc_key_ok && !hl_tc && !pthread_getspecific(tc_key))
-		pthread_setspecific(tc_key, TC_EXIT_ONLY);
-}
-
-static void tc_thread_exit(void *arg)
-{
-	hl_tcache_t *tc = arg;
-	rg_thread_exit();
-	if (arg == TC_EXIT_ONLY) {
-		desc_hp_thread_exit();
-		return;
-	}
-	if (!tc || hl_tc != tc)
-		return;
 	tc_flush_all(tc);
 	hl_tc = NULL;
-	tc_dead = 1;
 	HL_CTR_SUB(threads_live, 1);
-	desc_hp_thread_exit();
 	lf_tstack_push(&tc_pool_free, tc->id, &tc->link);
+}
+
+void tc_thread_exit(void)
+{
+	hl_tcache_t *tc = hl_tc;
+	tc_off = 1;
+	if (tc)
+		tc_give_back(tc);
 }
 
 /* HEAPLIB_CHECK: a freed block is filled with junk past its link and
@@ -263,7 +251,7 @@ static HL_NOINLINE void tc_check_junk(void *p, unsigned cls)
 		return;   /* never handed out before: nothing to check */
 	for (size_t i = 16; i < sc_table[cls].size; i++)
 		if (c[i] != TC_JUNK)
-			hl_fatal("malloc", p, "block written after free (junk overwritten)");
+			hl_fatal("malloc", p, HL_WHY_JUNK);
 }
 
 static hl_tcache_t *tc_get(void)
@@ -271,26 +259,27 @@ static hl_tcache_t *tc_get(void)
 	hl_tcache_t *tc = hl_tc;
 	if (HL_LIKELY(tc))
 		return tc;
-	hl_ensure_init();
-	if (tc_dead || hl_cur_task || hl_config.check)
+	if (tc_off || hl_config.check)
 		return NULL;   /* thread exiting, of another task, or check mode */
 	return tc_create();
 }
 
 /* The thread joins a task other than the default: its cache may hold only
  * the default task's blocks, so it is flushed and given back, and the
- * thread goes on without one (the exit hook stays for its hazard record). */
+ * thread goes on without one. */
 void tc_detach(void)
 {
 	hl_tcache_t *tc = hl_tc;
-	if (!tc)
-		return;
-	tc_flush_all(tc);
-	hl_tc = NULL;
-	HL_CTR_SUB(threads_live, 1);
-	if (tc_key_ok)
-		pthread_setspecific(tc_key, TC_EXIT_ONLY);
-	lf_tstack_push(&tc_pool_free, tc->id, &tc->link);
+	if (tc_off != 1)
+		tc_off = 2;
+	if (tc)
+		tc_give_back(tc);
+}
+
+void tc_attach(void)
+{
+	if (tc_off == 2)
+		tc_off = 0;
 }
 
 static void tc_idle_check(hl_tcache_t *tc)
@@ -322,7 +311,7 @@ void *tc_alloc_slow(unsigned cls)
 					   sc_table[cls].batch);
 		b->n = n;
 		tc_account(tc);
-		pm_maybe_purge();
+		decay_tick();
 		if (!n)
 			return NULL;
 	}
@@ -338,7 +327,7 @@ void tc_free_slow(void *p, unsigned cls)
 		if (HL_UNLIKELY(hl_config.check)) {
 			/* No cache holds it, so a set mark means it is free. */
 			if (((uint64_t *)p)[1] == hl_key)
-				hl_fatal("free", p, "double free (block is already free)");
+				hl_fatal("free", p, HL_WHY_FREE_FREE);
 			memset((char *)p + 16, TC_JUNK, sc_table[cls].size - 16);
 		}
 		sb_free_batch(cls, &p, 1, "free");
@@ -353,7 +342,7 @@ void tc_free_slow(void *p, unsigned cls)
 	((uint64_t *)p)[1] = hl_key;
 	b->slots[b->n++] = p;
 	tc_account(tc);
-	pm_maybe_purge();
+	decay_tick();
 }
 
 bool tc_in_thread_cache(void *p, unsigned cls)

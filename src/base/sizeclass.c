@@ -4,7 +4,7 @@
  * request of 29 bytes or more (7/29 at worst in the 8-byte steps, 63/257
  * after); below that the 16-byte minimum block sets the floor.
  */
-#include "internal.h"
+#include "base/base.h"
 
 sc_info_t sc_table[HL_NCLASSES];
 uint8_t sc_small_lut[(1024 >> 3) + 1];
@@ -61,4 +61,14 @@ void sc_init(void)
 			c++;
 		sc_large_lut[i] = (uint8_t)c;
 	}
+}
+
+unsigned sc_class_aligned(size_t size, size_t align)
+{
+	if (align <= 8)
+		return sc_of(size);
+	for (unsigned c = sc_of(size); c < HL_NCLASSES; c++)
+		if (sc_table[c].size % align == 0)
+			return c;
+	return HL_NCLASSES;
 }

@@ -8,7 +8,7 @@
 #include <malloc.h>
 #include <stdio.h>
 
-#include "internal.h"
+#include "api/api.h"
 
 #ifndef HL_NO_OVERRIDE
 HL_EXPORT int malloc_trim(size_t pad)

@@ -1,5 +1,5 @@
 /*
- * Superblocks, heaps and partial lists: Michael's allocator core.
+ * Superblocks: Michael's allocator core.
  *
  * Ownership (DESIGN.md section 2): a descriptor is in exactly one place —
  * a heap's `active` or `partial` slot, a class's partial list, the hands
@@ -12,9 +12,22 @@
  *   owner pops the last free block          ACTIVE -> FULL (owner lets go)
  *   a free brings a FULL one to list_at     FULL -> ACTIVE (freer lists it)
  *   owner finds it fully free (sweep, trim) ACTIVE -> RETIRED
+ *
+ * Concurrency contract (`_owned`: the caller holds the superblock):
+ *   operation              may run with                 linearizes on
+ *   sb_alloc_batch         anything                     each anchor CAS of a pop
+ *   sb_pop_owned           pushes (sb_free_batch)       the anchor CAS
+ *   sb_put_back_owned      anything                     the slot CAS or the list push
+ *   sb_retire_owned        nothing else on that d       the anchor store (RETIRED)
+ *   sb_free_batch          anything; never a second     each group's anchor CAS
+ *                          free of the same block
+ *   sb_sweep_arena         anything                     per descriptor, as the
+ *                                                       owner: pop_all / exchange
+ *   sb_arena_drop_all,     nothing else in that arena   (quiescent)
+ *   sb_force_retire_owned
  */
 #define _GNU_SOURCE
-#include "internal.h"
+#include "core/core.h"
 
 #define A_AVAIL_MASK ((1u << HL_ANCHOR_AVAIL_BITS) - 1u)
 #define A_COUNT_SHIFT HL_ANCHOR_AVAIL_BITS
@@ -46,52 +59,11 @@ static inline uint64_t a_make(uint32_t avail, uint32_t count, unsigned state,
 	       ((uint64_t)state << A_STATE_SHIFT) | (tag << A_TAG_SHIFT);
 }
 
-static sb_heap_t sb_heaps[HL_MAX_HEAPS];
-static unsigned sb_nheaps;
-static unsigned sb_heap_next;
-static sb_arena_t sb_arena0;
 static uint32_t sb_lkey;   /* link encoding key */
-sb_arena_t *sb_arenas[HL_MAX_ARENAS];
-uint32_t sb_narenas;
 
 void sb_init(void)
 {
-	unsigned n = hl_config.heaps ? hl_config.heaps : os_ncpu() * 4;
-	sb_nheaps = n > HL_MAX_HEAPS ? HL_MAX_HEAPS : n;
-	for (unsigned c = 0; c < HL_NCLASSES; c++)
-		lf_tstack_init(&sb_arena0.plist[c]);
-	sb_arena0.heaps = sb_heaps;
-	sb_arena0.nheaps = sb_nheaps;
-	lf_store_release(&sb_arenas[0], &sb_arena0);
-	lf_store_release(&sb_narenas, 1u);
 	sb_lkey = (uint32_t)(os_random64() >> 16);
-}
-
-/* A new arena with one heap; NULL when the table or the OS is out. */
-sb_arena_t *sb_arena_new(uint32_t region, struct hl_task *task)
-{
-	uint32_t id = lf_fetch_add_relaxed(&sb_narenas, 1u);
-	if (id >= HL_MAX_ARENAS)
-		return NULL;
-	sb_arena_t *a = os_map(sizeof(sb_arena_t) + sizeof(sb_heap_t) + 64);
-	if (!a)
-		return NULL;
-	for (unsigned c = 0; c < HL_NCLASSES; c++)
-		lf_tstack_init(&a->plist[c]);
-	a->heaps = (sb_heap_t *)(((uintptr_t)(a + 1) + 63) & ~(uintptr_t)63);
-	a->nheaps = 1;
-	a->id = id;
-	a->region = region;
-	a->task = task;
-	lf_store_release(&sb_arenas[id], a);
-	return a;
-}
-
-unsigned sb_heap_count(void) { return sb_nheaps; }
-
-unsigned sb_heap_pick(void)
-{
-	return lf_fetch_add_relaxed(&sb_heap_next, 1u) % sb_nheaps;
 }
 
 uint64_t sb_link_key(void) { return sb_lkey; }
@@ -114,48 +86,6 @@ static inline void blk_mark_free(char *b)
 	((uint64_t *)b)[1] = hl_key;
 }
 
-/* ---- partial lists ----------------------------------------------------- */
-
-static uint32_t *sb_plist_link(void *ctx, uint32_t idx)
-{
-	(void)ctx;
-	return &desc_at(idx)->plist_link;
-}
-
-static int sb_plist_guard(void *ctx, uint32_t idx)
-{
-	lf_hp_set((lf_hp_rec_t *)ctx, 0, desc_at(idx));
-	return 1;
-}
-
-/* Any thread; linearizes on the list head's CAS. */
-static void sb_list(hl_desc_t *d)
-{
-#if defined(HL_DEBUG) || defined(HL_TEST_HOOKS)
-	uint32_t zero = 0;
-	if (!lf_cas_strong_acq_rel(&d->listed, &zero, 1))
-		hl_fatal_assert("descriptor listed twice", __FILE__, __LINE__);
-#endif
-	lf_tstack_push(&sb_arena(d->arena)->plist[d->cls], d->idx, &d->plist_link);
-}
-
-static hl_desc_t *sb_unlist(sb_arena_t *a, unsigned cls)
-{
-	lf_hp_rec_t *r = desc_hp_rec();
-	uint32_t idx = lf_tstack_pop_guarded(&a->plist[cls], sb_plist_link,
-					     sb_plist_guard, r);
-	lf_hp_clear(r, 0);
-	if (!idx)
-		return NULL;
-	hl_desc_t *d = desc_at(idx);
-#if defined(HL_DEBUG) || defined(HL_TEST_HOOKS)
-	uint32_t one = 1;
-	if (!lf_cas_strong_acq_rel(&d->listed, &one, 0))
-		hl_fatal_assert("descriptor unlisted twice", __FILE__, __LINE__);
-#endif
-	return d;
-}
-
 /* ---- superblock life --------------------------------------------------- */
 
 static unsigned sb_order(uint32_t nslots)
@@ -168,7 +98,7 @@ static void sb_span_put(sb_arena_t *a, char *base, uint32_t span, unsigned order
 	if (a->id == 0)
 		pm_span_put(span, order);
 	else
-		rg_span_put(a, base, span, order);
+		bk_span_put(&a->acct, base, span, order);
 }
 
 /* A new superblock of class cls in arena a, owned by the caller.  NULL
@@ -194,13 +124,13 @@ static hl_desc_t *sb_new(sb_arena_t *a, unsigned cls, int *err)
 		if (!span)
 			return NULL;
 	} else {
-		base = rg_span_get(a, order, &span, err);
+		base = bk_span_get(&a->acct, order, &span, err);
 		if (!base) {
 			/* Empty superblocks of this arena may be waiting on
 			 * its partial lists: retire them and try again. */
 			if (*err != HL_ENOMEM || !sb_sweep(a))
 				return NULL;
-			base = rg_span_get(a, order, &span, err);
+			base = bk_span_get(&a->acct, order, &span, err);
 			if (!base)
 				return NULL;
 		}
@@ -232,12 +162,12 @@ static hl_desc_t *sb_new(sb_arena_t *a, unsigned cls, int *err)
 	HL_CTR_ADD(sb_live_cls[cls], 1);
 	lf_fetch_add_relaxed(&a->superblocks, 1);
 	if (a->id == 0)
-		lf_fetch_add_relaxed(&a->backed, (uint64_t)ci->nslots << HL_SLOT_SHIFT);
+		lf_fetch_add_relaxed(&a->acct.backed, (uint64_t)ci->nslots << HL_SLOT_SHIFT);
 	return d;
 }
 
 /* Owner only (fully free, unlinked from every slot and list). */
-static void sb_retire(hl_desc_t *d)
+static void sb_retire_owned(hl_desc_t *d)
 {
 	uint64_t old = lf_load_relaxed(&d->anchor);
 	HL_ASSERT(a_count(old) == d->maxcount && a_state(old) == SB_ACTIVE);
@@ -246,7 +176,7 @@ static void sb_retire(hl_desc_t *d)
 	sb_span_put(a, d->base, d->span, sb_order(d->nslots));
 	lf_fetch_sub_relaxed(&a->superblocks, 1);
 	if (a->id == 0)
-		lf_fetch_sub_relaxed(&a->backed, (uint64_t)d->nslots << HL_SLOT_SHIFT);
+		lf_fetch_sub_relaxed(&a->acct.backed, (uint64_t)d->nslots << HL_SLOT_SHIFT);
 	HL_CTR_ADD(sb_retired, 1);
 	HL_CTR_SUB(sb_live_cls[d->cls], 1);
 	desc_retire(d);
@@ -254,17 +184,17 @@ static void sb_retire(hl_desc_t *d)
 
 /* Region reset: the superblock's blocks are all dropped at once.  The
  * caller has made sure nobody else holds or pops it. */
-void sb_force_retire(hl_desc_t *d)
+void sb_force_retire_owned(hl_desc_t *d)
 {
 	uint64_t old = lf_load_relaxed(&d->anchor);
 	lf_store_release(&d->anchor, a_make(0, d->maxcount, SB_ACTIVE, old));
-	sb_retire(d);
+	sb_retire_owned(d);
 }
 
 /* Owner only: take up to want blocks with one CAS.  Pushers may run at
  * the same time (the CAS then fails and we walk again).  Sets *full when
  * the owner has let go of d (no free block left). */
-static unsigned sb_pop(hl_desc_t *d, void **out, unsigned want, bool *full)
+static unsigned sb_pop_owned(hl_desc_t *d, void **out, unsigned want, bool *full)
 {
 	const sc_info_t *ci = &sc_table[d->cls];
 	char *base = d->base;
@@ -276,7 +206,7 @@ static unsigned sb_pop(hl_desc_t *d, void **out, unsigned want, bool *full)
 		unsigned k = want < count ? want : count;
 		for (unsigned i = 0; i < k; i++) {
 			if (HL_UNLIKELY(idx >= d->maxcount))
-				hl_fatal("malloc", base, "free-list link overwritten after free (index out of range)");
+				hl_fatal("malloc", base, HL_WHY_LINK);
 			char *b = base + (size_t)idx * ci->size;
 			out[i] = b;
 			if (idx >= bump) {
@@ -290,7 +220,7 @@ static unsigned sb_pop(hl_desc_t *d, void **out, unsigned want, bool *full)
 				continue;
 			}
 			if (HL_UNLIKELY(((uint64_t *)b)[1] != hl_key))
-				hl_fatal("malloc", b, "block written after free");
+				hl_fatal("malloc", b, HL_WHY_WRITTEN);
 			idx = blk_link(b);
 			/* Batch frees link blocks in address order: the next
 			 * ones are likely just ahead (a prefetch never faults). */
@@ -298,7 +228,7 @@ static unsigned sb_pop(hl_desc_t *d, void **out, unsigned want, bool *full)
 		}
 		uint32_t rest = count - k;
 		if (rest && HL_UNLIKELY(idx >= d->maxcount))
-			hl_fatal("malloc", out[k - 1], "free-list link overwritten after free (index out of range)");
+			hl_fatal("malloc", out[k - 1], HL_WHY_LINK);
 		uint64_t n = a_make(rest ? idx : HL_AVAIL_NONE, rest,
 				    rest ? SB_ACTIVE : SB_FULL, a);
 		/* Written before the CAS so that its release publishes it to
@@ -313,7 +243,7 @@ static unsigned sb_pop(hl_desc_t *d, void **out, unsigned want, bool *full)
 }
 
 /* Owner only: keep d where the next allocation finds it. */
-static void sb_put_back(sb_arena_t *a, unsigned h, unsigned cls, hl_desc_t *d)
+static void sb_put_back_owned(sb_arena_t *a, unsigned h, unsigned cls, hl_desc_t *d)
 {
 	uint32_t zero = 0;
 	if (lf_cas_strong_acq_rel(&a->heaps[h].slot[cls].active, &zero, d->idx))
@@ -321,7 +251,7 @@ static void sb_put_back(sb_arena_t *a, unsigned h, unsigned cls, hl_desc_t *d)
 	zero = 0;
 	if (lf_cas_strong_acq_rel(&a->heaps[h].slot[cls].partial, &zero, d->idx))
 		return;
-	sb_list(d);
+	arena_list(d);
 }
 
 unsigned sb_alloc_batch_err(sb_arena_t *a, unsigned h, unsigned cls, void **out,
@@ -332,7 +262,7 @@ unsigned sb_alloc_batch_err(sb_arena_t *a, unsigned h, unsigned cls, void **out,
 		uint32_t idx = lf_exchange_acq_rel(&a->heaps[h].slot[cls].active, 0);
 		if (!idx)
 			idx = lf_exchange_acq_rel(&a->heaps[h].slot[cls].partial, 0);
-		hl_desc_t *d = idx ? desc_at(idx) : sb_unlist(a, cls);
+		hl_desc_t *d = idx ? desc_at(idx) : arena_unlist(a, cls);
 		if (!d) {
 			if (total)
 				break;
@@ -341,9 +271,9 @@ unsigned sb_alloc_batch_err(sb_arena_t *a, unsigned h, unsigned cls, void **out,
 				break;
 		}
 		bool full;
-		total += sb_pop(d, out + total, want - total, &full);
+		total += sb_pop_owned(d, out + total, want - total, &full);
 		if (!full)
-			sb_put_back(a, h, cls, d);
+			sb_put_back_owned(a, h, cls, d);
 	}
 	return total;
 }
@@ -370,7 +300,7 @@ static void sb_push_group(hl_desc_t *d, char **blocks, unsigned n,
 		uint32_t count = a_count(a) + n;
 		unsigned state = a_state(a);
 		if (HL_UNLIKELY(count > d->maxcount || state == SB_RETIRED))
-			hl_fatal(call, blocks[0], "double free (superblock has more free blocks than it holds)");
+			hl_fatal(call, blocks[0], HL_WHY_FREE_OVERCOUNT);
 		bool list = state == SB_FULL && count >= ci->list_at;
 		if (list)
 			state = SB_ACTIVE;
@@ -379,7 +309,7 @@ static void sb_push_group(hl_desc_t *d, char **blocks, unsigned n,
 		HL_HOOK("sb_push_read");
 		if (lf_cas_weak_acq_rel(&d->anchor, &a, nw)) {
 			if (list)
-				sb_list(d);
+				arena_list(d);
 			return;
 		}
 	}
@@ -406,16 +336,16 @@ void sb_free_batch(unsigned cls, void **blocks, unsigned n, const char *call)
 		pm_slot_t *rec = pm_lookup(blocks[i]);
 		uint64_t w = rec ? lf_load_acquire(&rec->word) : 0;
 		if (HL_UNLIKELY(!rec || PM_KIND(w) != PM_SMALL || PM_CLS(w) != cls))
-			hl_fatal(call, blocks[i], "pointer not allocated by heaplib");
+			hl_fatal(call, blocks[i], HL_WHY_NOT_OURS);
 		hl_desc_t *d = desc_at(PM_DESC(w));
 		unsigned j = i;
 		while (j < n && (char *)blocks[j] >= d->base &&
 		       (char *)blocks[j] < d->base + ((size_t)d->nslots << HL_SLOT_SHIFT)) {
 			long bi = sc_block_index(cls, (size_t)((char *)blocks[j] - d->base));
 			if (HL_UNLIKELY(bi < 0))
-				hl_fatal(call, blocks[j], "interior pointer (not the start of a block)");
+				hl_fatal(call, blocks[j], HL_WHY_INTERIOR);
 			if (j > i && blocks[j] == blocks[j - 1])
-				hl_fatal(call, blocks[j], "double free (block freed twice)");
+				hl_fatal(call, blocks[j], HL_WHY_FREE_TWICE);
 			if (j - i >= 2 * HL_MAX_BATCH)
 				break;
 			idxs[j - i] = (uint32_t)bi;
@@ -427,11 +357,11 @@ void sb_free_batch(unsigned cls, void **blocks, unsigned n, const char *call)
 }
 
 /* d is the sweeper's: retire it if every block is free. */
-static bool sb_retire_if_free(hl_desc_t *d)
+static bool sb_retire_if_free_owned(hl_desc_t *d)
 {
 	if (a_count(lf_load_acquire(&d->anchor)) != d->maxcount)
 		return false;
-	sb_retire(d);
+	sb_retire_owned(d);
 	return true;
 }
 
@@ -451,10 +381,10 @@ size_t sb_sweep_arena(sb_arena_t *a, bool slots)
 #if defined(HL_DEBUG) || defined(HL_TEST_HOOKS)
 			lf_store_relaxed(&d->listed, 0);
 #endif
-			if (sb_retire_if_free(d))
+			if (sb_retire_if_free_owned(d))
 				n++;
 			else
-				sb_list(d);
+				arena_list(d);
 		}
 	}
 	if (slots) {
@@ -467,10 +397,10 @@ size_t sb_sweep_arena(sb_arena_t *a, bool slots)
 					if (!idx)
 						continue;
 					hl_desc_t *d = desc_at(idx);
-					if (sb_retire_if_free(d))
+					if (sb_retire_if_free_owned(d))
 						n++;
 					else
-						sb_put_back(a, h, c, d);
+						sb_put_back_owned(a, h, c, d);
 				}
 			}
 	}
@@ -479,16 +409,21 @@ size_t sb_sweep_arena(sb_arena_t *a, bool slots)
 
 size_t sb_sweep(sb_arena_t *a) { return sb_sweep_arena(a, false); }
 
-size_t sb_sweep_all(void)
+void sb_arena_drop_all(sb_arena_t *a)
 {
-	size_t n = 0;
-	uint32_t na = lf_load_acquire(&sb_narenas);
-	for (uint32_t i = 0; i < na && i < HL_MAX_ARENAS; i++) {
-		sb_arena_t *a = sb_arena(i);
-		if (a)
-			n += i == 0 ? sb_sweep_arena(a, true) : rg_sweep(a);
+	for (unsigned h = 0; h < a->nheaps; h++)
+		for (unsigned c = 0; c < HL_NCLASSES; c++) {
+			lf_store_release(&a->heaps[h].slot[c].active, 0u);
+			lf_store_release(&a->heaps[h].slot[c].partial, 0u);
+		}
+	for (unsigned c = 0; c < HL_NCLASSES; c++) {
+		uint32_t idx = lf_tstack_pop_all(&a->plist[c]);
+		while (idx) {
+			hl_desc_t *d = desc_at(idx);
+			idx = lf_load_relaxed(&d->plist_link);
+			lf_store_relaxed(&d->listed, 0u);
+		}
 	}
-	return n;
 }
 
 #ifdef HL_TEST_HOOKS
@@ -497,14 +432,14 @@ hl_desc_t *sb_test_new(unsigned h, unsigned cls)
 {
 	int err;
 	(void)h;
-	return sb_new(&sb_arena0, cls, &err);
+	return sb_new(sb_arena(0), cls, &err);
 }
-void sb_test_list(hl_desc_t *d) { sb_list(d); }
-hl_desc_t *sb_test_unlist(unsigned cls) { return sb_unlist(&sb_arena0, cls); }
+void sb_test_list(hl_desc_t *d) { arena_list(d); }
+hl_desc_t *sb_test_unlist(unsigned cls) { return arena_unlist(sb_arena(0), cls); }
 unsigned sb_test_pop(hl_desc_t *d, void **out, unsigned want, bool *full)
 {
-	return sb_pop(d, out, want, full);
+	return sb_pop_owned(d, out, want, full);
 }
-void sb_test_retire(hl_desc_t *d) { sb_retire(d); }
+void sb_test_retire(hl_desc_t *d) { sb_retire_owned(d); }
 uint32_t sb_test_count(hl_desc_t *d) { return a_count(lf_load_acquire(&d->anchor)); }
 #endif

@@ -15,7 +15,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
-#include "internal.h"
+#include "mem/mem.h"
 
 #define LG_TABLES 24
 #define LG_FIRST_BITS 10
@@ -47,8 +47,6 @@ static inline size_t lg_hash(uintptr_t a, unsigned t)
 {
 	return (size_t)(((a >> 12) * 0x9e3779b97f4a7c15ull) >> (64 - LG_FIRST_BITS - t));
 }
-
-void large_init(void) {}
 
 static lg_ent_t *lg_table(unsigned t)
 {
@@ -272,8 +270,8 @@ size_t large_trim(bool all)
 
 void *large_alloc(size_t size, size_t align, bool zero)
 {
-	size_t len = (size + HL_PAGE - 1) & ~(size_t)(HL_PAGE - 1);
-	if (len < size || len == 0) {
+	size_t len;
+	if (!os_page_round(size, &len)) {
 		errno = ENOMEM;
 		return NULL;
 	}
@@ -316,45 +314,46 @@ static HL_COLD void lg_bad(const void *p, const char *call)
 	size_t sz;
 	uintptr_t st;
 	if (large_lookup(p, &sz, &st) < 0)
-		hl_fatal(call, p, "interior pointer (not the start of a block)");
-	hl_fatal(call, p, "invalid pointer (not allocated by heaplib, or already freed)");
+		hl_fatal(call, p, HL_WHY_INTERIOR);
+	hl_fatal(call, p, HL_WHY_INVALID);
 }
 
-void large_free(void *p, const char *call)
+unsigned large_free(void *p, const char *call, size_t *len)
 {
 	lg_ent_t *e = lg_find((uintptr_t)p);
 	if (!e)
 		lg_bad(p, call);
-	size_t tagged = lf_load_relaxed(&e->len), len = LG_LEN(tagged);
+	size_t tagged = lf_load_relaxed(&e->len);
 	uintptr_t s = (uintptr_t)p;
 	if (!lf_cas_strong_acq_rel(&e->start, &s, LG_TOMB))
-		hl_fatal(call, p, "double free (large block freed twice at once)");
-	if (LG_ARENA(tagged)) {
-		rg_large_freed(LG_ARENA(tagged), p, len);
-		os_unmap(p, len);
-		return;
-	}
-	lg_release(p, len);
+		hl_fatal(call, p, HL_WHY_FREE_LARGE);
+	*len = LG_LEN(tagged);
+	if (LG_ARENA(tagged))
+		return LG_ARENA(tagged);   /* the caller accounts, then unmaps */
+	lg_release(p, *len);
+	return 0;
 }
 
-void *large_alloc_arena(size_t size, size_t align, bool zero, unsigned arena,
+void large_unmap_arena(void *p, size_t len)
+{
+	os_unmap(p, len);   /* unlocks secure pages too */
+}
+
+/* A fresh mapping reads as zero: no zeroing is needed here. */
+void *large_alloc_arena(size_t size, size_t align, unsigned arena,
 			bool secure, int *err)
 {
-	(void)zero;   /* a fresh mapping reads as zero */
-	size_t len = (size + HL_PAGE - 1) & ~(size_t)(HL_PAGE - 1);
+	size_t len;
 	*err = HL_ENOMEM;
-	if (len < size || len == 0 || len >> 48)
+	if (!os_page_round(size, &len) || len >> 48)
 		return NULL;
 	void *p = os_map_aligned(len, align > HL_PAGE ? align : HL_PAGE);
 	if (!p)
 		return NULL;
-	if (secure) {
-		if (mlock(p, len) != 0) {
-			os_unmap(p, len);
-			*err = HL_EPERM;
-			return NULL;
-		}
-		madvise(p, len, MADV_DONTDUMP);
+	if (secure && !os_lock(p, len)) {
+		os_unmap(p, len);
+		*err = HL_EPERM;
+		return NULL;
 	}
 	if (!lg_insert((uintptr_t)p, len | ((size_t)arena << 48))) {
 		os_unmap(p, len);
@@ -372,7 +371,9 @@ int large_arena_of(const void *p)
 	return e ? (int)LG_ARENA(lf_load_relaxed(&e->len)) : -1;
 }
 
-size_t large_reset(bool (*pick)(unsigned arena, void *ctx), void *ctx)
+size_t large_reset(bool (*pick)(unsigned arena, void *ctx),
+		   void (*freed)(unsigned arena, void *p, size_t len, void *ctx),
+		   void *ctx)
 {
 	size_t n = 0;
 	for (unsigned t = 0; t < LG_TABLES; t++) {
@@ -388,7 +389,7 @@ size_t large_reset(bool (*pick)(unsigned arena, void *ctx), void *ctx)
 				continue;
 			if (!lf_cas_strong_acq_rel(&tab[i].start, &s, LG_TOMB))
 				continue;
-			rg_large_freed(LG_ARENA(tagged), (void *)s, LG_LEN(tagged));
+			freed(LG_ARENA(tagged), (void *)s, LG_LEN(tagged), ctx);
 			os_unmap((void *)s, LG_LEN(tagged));
 			n++;
 		}
@@ -403,9 +404,9 @@ void *large_realloc(void *p, size_t size)
 		lg_bad(p, "realloc");
 	size_t len = lf_load_relaxed(&e->len);
 	if (LG_ARENA(len))
-		return NULL;   /* region blocks are reallocated by region.c */
-	size_t want = (size + HL_PAGE - 1) & ~(size_t)(HL_PAGE - 1);
-	if (want < size) {
+		return NULL;   /* region blocks are reallocated by policy/place.c */
+	size_t want;
+	if (!os_page_round(size, &want)) {
 		errno = ENOMEM;
 		return NULL;
 	}

@@ -1,7 +1,8 @@
 /*
  * Address space: 1 GiB chunks of reserved address space, carved into
  * 64 KiB slots; the page map (chunk map + one record per slot); spans of
- * 1/2/4/8 slots handed to superblocks and cached when they empty.
+ * 1/2/4/8 slots handed to superblocks and cached when they empty, and
+ * how cached spans are purged (when: core/decay.c).
  *
  * A chunk keeps its slot records in its own first slots, so mapping a
  * chunk and its records is one step published by one CAS.  Chunks are
@@ -11,7 +12,7 @@
 #define _GNU_SOURCE
 #include <string.h>
 
-#include "internal.h"
+#include "mem/mem.h"
 
 #define PM_REC_BYTES ((size_t)HL_SLOTS_PER_CHUNK * sizeof(pm_slot_t))
 #define PM_REC_SLOTS ((uint32_t)((PM_REC_BYTES + HL_SLOT_SIZE - 1) >> HL_SLOT_SHIFT))
@@ -22,7 +23,6 @@ static char *pm_chunk_base[HL_MAX_CHUNKS];
 static uint64_t pm_next;
 static lf_tstack_t pm_dirty[HL_SPAN_ORDERS];
 static lf_tstack_t pm_clean[HL_SPAN_ORDERS];
-static uint32_t pm_next_purge_ms;
 
 _Static_assert(sizeof(pm_slot_t) == 16, "slot record is two words");
 
@@ -134,12 +134,37 @@ uint32_t pm_span_get(unsigned order, char **base, bool *fresh)
 	return span;
 }
 
+/* The n records of a span from rec on: a cached span's slots. */
+static void pm_recs_cached(pm_slot_t *rec, uint32_t n)
+{
+	for (uint32_t i = 0; i < n; i++)
+		lf_store_release(&rec[i].word, PM_WORD(0, 0, i, PM_CACHED, 0));
+}
+
+void pm_mark_cached(char *base, unsigned order)
+{
+	/* Slot by slot: a pool's span may cross a 1 GiB boundary, where its
+	 * records are not contiguous. */
+	for (uint32_t i = 0; i < (1u << order); i++)
+		lf_store_release(&pm_lookup(base + ((size_t)i << HL_SLOT_SHIFT))->word,
+				 PM_WORD(0, 0, i, PM_CACHED, 0));
+}
+
+void pm_forget(char *base, size_t len)
+{
+	for (size_t off = 0; off < len; off += HL_SLOT_SIZE) {
+		pm_slot_t *rec = pm_lookup(base + off);
+		if (!rec)
+			continue;   /* its records were never mapped */
+		lf_store_release(&rec->word, 0);
+		lf_store_relaxed(&rec->link, 0);
+	}
+}
+
 void pm_span_put(uint32_t span, unsigned order)
 {
 	pm_slot_t *rec = pm_slot_of_span(span);
-	uint32_t n = 1u << order;
-	for (uint32_t i = 0; i < n; i++)
-		lf_store_release(&rec[i].word, PM_WORD(0, 0, i, PM_CACHED, 0));
+	pm_recs_cached(rec, 1u << order);
 	lf_store_relaxed(&rec->stamp, os_now_ms());
 	HL_CTR_ADD(spans_cached, 1);
 	lf_tstack_push(&pm_dirty[order], span, &rec->link);
@@ -148,9 +173,7 @@ void pm_span_put(uint32_t span, unsigned order)
 void pm_span_put_clean(uint32_t span, unsigned order)
 {
 	pm_slot_t *rec = pm_slot_of_span(span);
-	uint32_t n = 1u << order;
-	for (uint32_t i = 0; i < n; i++)
-		lf_store_release(&rec[i].word, PM_WORD(0, 0, i, PM_CACHED, 0));
+	pm_recs_cached(rec, 1u << order);
 	HL_CTR_ADD(spans_cached, 1);
 	lf_tstack_push(&pm_clean[order], span, &rec->link);
 }
@@ -234,17 +257,4 @@ size_t pm_purge(bool all)
 	}
 	HL_CTR_ADD(bytes_purged, purged);
 	return purged;
-}
-
-void pm_maybe_purge(void)
-{
-	uint32_t now = os_now_ms();
-	uint32_t next = lf_load_relaxed(&pm_next_purge_ms);
-	if ((int32_t)(now - next) < 0)
-		return;
-	uint32_t step = hl_config.decay_ms / 4 ? hl_config.decay_ms / 4 : 1;
-	if (!lf_cas_strong_acq_rel(&pm_next_purge_ms, &next, now + step))
-		return;
-	pm_purge(false);
-	large_trim(false);
 }

@@ -13,7 +13,7 @@
 #define _GNU_SOURCE
 #include <stddef.h>
 
-#include "internal.h"
+#include "mem/mem.h"
 
 typedef struct desc_page {
 	uint64_t freemask;   /* bit i: descriptor i of the page is free */
@@ -31,7 +31,7 @@ static lf_tstack_t desc_released;
 static int64_t desc_slack;   /* free descriptors in mapped pages */
 lf_hp_domain_t desc_hp;
 
-static __thread lf_hp_rec_t *desc_tls_rec __attribute__((tls_model("initial-exec")));
+static __thread lf_hp_rec_t *desc_tls_rec HL_TLS;
 
 #define DESC_KEEP_SLACK (3 * HL_DESC_PER_PAGE)
 
@@ -79,7 +79,7 @@ lf_hp_rec_t *desc_hp_rec(void)
 		if (!r)
 			hl_fatal("malloc", NULL, "cannot map a hazard-pointer record");
 		desc_tls_rec = r;
-		tc_exit_hook_ensure();
+		thread_exit_ensure();
 	}
 	return r;
 }

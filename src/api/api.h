@@ -1,0 +1,24 @@
+/*
+ * api/: the exported names and start-up.  The rule of this folder: its
+ * files call any layer below (policy/, core/, mem/, base/, lf/), and no
+ * file below calls them (but hl_init_slow through hl_ensure_init: see
+ * src/README.md).
+ *
+ *   alloc.c     malloc and friends, their fast paths, hl_alloc
+ *   override.c  glibc's extras: malloc_trim, mallinfo2, mallopt, ...
+ *   stats.c     hl_stats_get, hl_stats_print
+ *   trim.c      hl_trim, hl_thread_flush: flush, sweep every arena, purge
+ *   errors.c    hl_strerror
+ *   init.c      start-up: every layer's *_init bottom-up, the registries
+ */
+#ifndef HL_API_H
+#define HL_API_H
+
+#include "policy/policy.h"
+
+/* ---- alloc.c ------------------------------------------------------------ */
+void *hl_alloc_impl(size_t size, const char *call);
+void hl_free_impl(void *p, const char *call);
+size_t hl_usable_impl(const void *p, const char *call);
+
+#endif

@@ -1,0 +1,154 @@
+/*
+ * base/: what every layer stands on.  The rule of this folder: its files
+ * call only lf/ and the C library, never a file of src/ outside base/.
+ *
+ *   os.c         mappings, purging, page locking, the clock, randomness
+ *   fatal.c      the one-line "heaplib: CALL(PTR): REASON" abort, stderr
+ *   config.c     HEAPLIB_* settings, the per-process key
+ *   counters.c   the statistics counters, bounded counters
+ *   thread.c     the thread-exit and fork registries
+ *   sizeclass.c  the size-class table and its lookups
+ *
+ * One exception, listed in src/README.md: hl_ensure_init() below calls
+ * hl_init_slow() in api/init.c, which initializes every layer bottom-up.
+ */
+#ifndef HL_BASE_H
+#define HL_BASE_H
+
+#include "types.h"
+#include "hook.h"
+
+/* ---- fatal.c ------------------------------------------------------------ */
+__attribute__((noreturn)) void hl_fatal(const char *call, const void *ptr,
+					const char *reason);
+__attribute__((noreturn)) void hl_fatal_assert(const char *expr,
+					       const char *file, int line);
+/* Writes msg to stderr with write(2); no allocation. */
+void hl_write_err(const char *msg);
+
+#if defined(HL_DEBUG) || defined(HL_TEST_HOOKS)
+#define HL_ASSERT(c) \
+	((c) ? (void)0 : hl_fatal_assert(#c, __FILE__, __LINE__))
+#else
+#define HL_ASSERT(c) ((void)0)
+#endif
+
+/* The reasons of the fatal line, each written once (tests/api/test_aborts
+ * holds them to their exact text). */
+#define HL_WHY_INVALID "invalid pointer (not allocated by heaplib, or already freed)"
+#define HL_WHY_NOT_OURS "pointer not allocated by heaplib"
+#define HL_WHY_INTERIOR "interior pointer (not the start of a block)"
+#define HL_WHY_FREE_CACHED "double free (block is already in the thread cache)"
+#define HL_WHY_FREE_FREE "double free (block is already free)"
+#define HL_WHY_FREE_TWICE "double free (block freed twice)"
+#define HL_WHY_FREE_OVERCOUNT "double free (superblock has more free blocks than it holds)"
+#define HL_WHY_FREE_LARGE "double free (large block freed twice at once)"
+#define HL_WHY_LINK "free-list link overwritten after free (index out of range)"
+#define HL_WHY_WRITTEN "block written after free"
+#define HL_WHY_JUNK "block written after free (junk overwritten)"
+
+/* ---- os.c --------------------------------------------------------------- */
+void *os_map(size_t size);                 /* RW, NORESERVE; NULL on failure */
+void *os_map_aligned(size_t size, size_t align);
+void os_unmap(void *p, size_t size);
+void os_purge(void *p, size_t size);       /* MADV_DONTNEED */
+/* Secure pages: locked in RAM and out of core dumps; false (nothing
+ * changed) if they cannot be locked.  os_unlock undoes both. */
+bool os_lock(void *p, size_t size);
+void os_unlock(void *p, size_t size);
+uint32_t os_now_ms(void);
+unsigned os_ncpu(void);
+uint64_t os_random64(void);
+
+/* size rounded up to whole pages in *out; false on overflow or 0. */
+static inline bool os_page_round(size_t size, size_t *out)
+{
+	size_t r = (size + HL_PAGE - 1) & ~(size_t)(HL_PAGE - 1);
+	*out = r;
+	return r >= size && r != 0;
+}
+
+/* ---- config.c ----------------------------------------------------------- */
+extern HL_HIDDEN hl_config_t hl_config;
+extern HL_HIDDEN uint64_t hl_key;           /* per-process random: marks freed blocks */
+/* Read the HEAPLIB_* variables and draw the key (init, once). */
+void config_init(void);
+
+/* ---- counters.c --------------------------------------------------------- */
+extern HL_HIDDEN hl_counters_t hl_ctr;
+#define HL_CTR_ADD(f, v) ((void)lf_fetch_add_relaxed(&hl_ctr.f, (uint64_t)(v)))
+#define HL_CTR_SUB(f, v) ((void)lf_fetch_sub_relaxed(&hl_ctr.f, (uint64_t)(v)))
+/* Any thread: add n to *ctr unless the sum would pass limit (by CAS). */
+bool ctr_add_bounded(uint64_t *ctr, uint64_t n, uint64_t limit);
+
+/* ---- thread.c ----------------------------------------------------------- */
+/* Ordered callbacks at thread exit, registered at start (api/init.c), run
+ * lowest order first from a pthread key destructor: THREAD_EXIT_TASK
+ * (leave the task), THREAD_EXIT_CACHE (hand back the thread cache),
+ * THREAD_EXIT_HAZARD (release the hazard-pointer record). */
+enum thread_exit_order {
+	THREAD_EXIT_TASK,
+	THREAD_EXIT_CACHE,
+	THREAD_EXIT_HAZARD,
+	THREAD_EXIT_NORDERS
+};
+void thread_init(void);
+void thread_exit_register(enum thread_exit_order order, void (*fn)(void));
+/* The calling thread holds something its exit must give back: make sure
+ * the exit callbacks run for it.  Does not allocate. */
+void thread_exit_ensure(void);
+/* Fork steps, in registration order for prepare and in reverse for the
+ * parent and child (as pthread_atfork orders its handlers); any may be
+ * NULL.  At most THREAD_FORK_MAX registrations. */
+#define THREAD_FORK_MAX 8
+bool thread_atfork_register(void (*prepare)(void), void (*parent)(void),
+			    void (*child)(void));
+
+/* ---- sizeclass.c -------------------------------------------------------- */
+extern HL_HIDDEN sc_info_t sc_table[HL_NCLASSES];
+extern HL_HIDDEN uint8_t sc_small_lut[(1024 >> 3) + 1];     /* sizes 0..1024, step 8 */
+extern HL_HIDDEN uint8_t sc_large_lut[(HL_SMALL_MAX >> 7) + 1]; /* step 128 */
+
+static inline unsigned sc_of(size_t size)
+{
+	if (HL_LIKELY(size <= 1024))
+		return sc_small_lut[(size + 7) >> 3];
+	return sc_large_lut[(size + 127) >> 7];
+}
+
+/* Whether byte offset off in a superblock of class cls starts a block:
+ * off * divm wraps below divm exactly when size divides off (Lemire,
+ * Kaser and Kurz, "Faster remainder by direct computation"). */
+static inline bool sc_is_block(unsigned cls, size_t off)
+{
+	const sc_info_t *c = &sc_table[cls];
+	return (uint64_t)off * c->divm <= c->divm - 1 && off < c->limit;
+}
+
+/* Block index of byte offset off in a superblock of class cls, or -1 if off
+ * is not on a block boundary. */
+static inline long sc_block_index(unsigned cls, size_t off)
+{
+	const sc_info_t *c = &sc_table[cls];
+	uint32_t idx = (uint32_t)(((uint64_t)off * c->recip) >> 32);
+	if ((size_t)idx * c->size != off || idx >= c->maxcount)
+		return -1;
+	return idx;
+}
+
+/* The smallest class that holds size bytes with every block aligned to
+ * align (a power of two; superblocks start on 64 KiB boundaries, so a
+ * class whose size is a multiple of align will do), or HL_NCLASSES. */
+unsigned sc_class_aligned(size_t size, size_t align);
+void sc_init(void);
+
+/* ---- api/init.c (the listed exception) ---------------------------------- */
+extern HL_HIDDEN int hl_inited;
+void hl_init_slow(void);
+static inline void hl_ensure_init(void)
+{
+	if (HL_UNLIKELY(lf_load_acquire(&hl_inited) != 2))
+		hl_init_slow();
+}
+
+#endif

@@ -1,0 +1,101 @@
+/*
+ * The operating system: mappings, purging, page locking, the clock and
+ * randomness.  Nothing here allocates with malloc, and every call keeps
+ * the caller's errno.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "base/base.h"
+
+void *os_map(size_t size)
+{
+	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	return p == MAP_FAILED ? NULL : p;
+}
+
+void *os_map_aligned(size_t size, size_t align)
+{
+	if (align <= HL_PAGE)
+		return os_map(size);
+	size_t over = size + align;
+	if (over < size)
+		return NULL;
+	char *p = os_map(over);
+	if (!p)
+		return NULL;
+	uintptr_t a = ((uintptr_t)p + align - 1) & ~(uintptr_t)(align - 1);
+	size_t head = a - (uintptr_t)p, tail = over - head - size;
+	if (head)
+		munmap(p, head);
+	if (tail)
+		munmap((char *)a + size, tail);
+	return (void *)a;
+}
+
+void os_unmap(void *p, size_t size)
+{
+	int saved = errno;
+	munmap(p, size);
+	errno = saved;
+}
+
+void os_purge(void *p, size_t size)
+{
+	int saved = errno;
+	madvise(p, size, MADV_DONTNEED);
+	errno = saved;
+}
+
+bool os_lock(void *p, size_t size)
+{
+	int saved = errno;
+	bool ok = mlock(p, size) == 0;
+	if (ok)
+		madvise(p, size, MADV_DONTDUMP);
+	errno = saved;
+	return ok;
+}
+
+void os_unlock(void *p, size_t size)
+{
+	int saved = errno;
+	munlock(p, size);
+	madvise(p, size, MADV_DODUMP);
+	errno = saved;
+}
+
+uint32_t os_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return (uint32_t)((uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u);
+}
+
+unsigned os_ncpu(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	return n > 0 ? (unsigned)n : 1u;
+}
+
+uint64_t os_random64(void)
+{
+	uint64_t v = 0;
+	int saved = errno;
+	if (getrandom(&v, sizeof v, GRND_NONBLOCK) != (ssize_t)sizeof v) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		v = ((uint64_t)ts.tv_nsec << 20) ^ (uint64_t)ts.tv_sec ^
+		    ((uint64_t)getpid() << 40) ^ (uint64_t)(uintptr_t)&v;
+	}
+	errno = saved;
+	return v | 1u;
+}

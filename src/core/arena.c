@@ -1,0 +1,122 @@
+/*
+ * Arenas, heap shards and partial lists.
+ *
+ * An arena is the superblocks of one (task, region) pair.  Arena 0 (the
+ * default task on the default region) has HEAPLIB_HEAPS heap shards that
+ * threads are spread over; every other arena has one.  Each heap has, per
+ * class, an `active` and a `partial` slot holding a descriptor index: an
+ * ownership token, taken by exchange and put back by CAS (core/sb.c).
+ * Each arena has, per class, a partial list: a tagged stack of
+ * descriptors, popped under a hazard pointer because descriptor pages can
+ * be given back.
+ *
+ * Concurrency contract:
+ *   operation        may run with          linearizes on
+ *   arena_new        anything              the store publishing sb_arenas[id]
+ *   arena_list       anything              the list head's CAS (push)
+ *   arena_unlist     anything              the list head's CAS (pop); the
+ *                                          popper then owns the descriptor
+ *   arena_id_of      anything but a free   the slot record's load
+ *                    of the same block
+ */
+#define _GNU_SOURCE
+#include "core/core.h"
+
+static sb_heap_t sb_heaps[HL_MAX_HEAPS];
+static unsigned sb_nheaps;
+static unsigned sb_heap_next;
+static sb_arena_t sb_arena0;
+sb_arena_t *sb_arenas[HL_MAX_ARENAS];
+uint32_t sb_narenas;
+
+void arena_init(void)
+{
+	unsigned n = hl_config.heaps ? hl_config.heaps : os_ncpu() * 4;
+	sb_nheaps = n > HL_MAX_HEAPS ? HL_MAX_HEAPS : n;
+	for (unsigned c = 0; c < HL_NCLASSES; c++)
+		lf_tstack_init(&sb_arena0.plist[c]);
+	sb_arena0.heaps = sb_heaps;
+	sb_arena0.nheaps = sb_nheaps;
+	sb_arena0.acct.bk = bk_at(0);
+	lf_store_release(&sb_arenas[0], &sb_arena0);
+	lf_store_release(&sb_narenas, 1u);
+}
+
+sb_arena_t *arena_new(uint32_t region, struct hl_task *task, bk_t *bk,
+		      hl_budget_t *budget)
+{
+	uint32_t id = lf_fetch_add_relaxed(&sb_narenas, 1u);
+	if (id >= HL_MAX_ARENAS)
+		return NULL;
+	sb_arena_t *a = os_map(sizeof(sb_arena_t) + sizeof(sb_heap_t) + 64);
+	if (!a)
+		return NULL;
+	for (unsigned c = 0; c < HL_NCLASSES; c++)
+		lf_tstack_init(&a->plist[c]);
+	a->heaps = (sb_heap_t *)(((uintptr_t)(a + 1) + 63) & ~(uintptr_t)63);
+	a->nheaps = 1;
+	a->id = id;
+	a->region = region;
+	a->task = task;
+	a->acct.bk = bk;
+	a->acct.budget = budget;
+	lf_store_release(&sb_arenas[id], a);
+	return a;
+}
+
+unsigned sb_heap_count(void) { return sb_nheaps; }
+
+unsigned sb_heap_pick(void)
+{
+	return lf_fetch_add_relaxed(&sb_heap_next, 1u) % sb_nheaps;
+}
+
+int arena_id_of(const void *p)
+{
+	pm_slot_t *rec = pm_lookup(p);
+	uint64_t w = rec ? lf_load_acquire(&rec->word) : 0;
+	if (rec && PM_KIND(w) == PM_SMALL)
+		return (int)PM_ARENA(w);
+	return large_arena_of(p);
+}
+
+/* ---- partial lists ------------------------------------------------------ */
+
+static uint32_t *arena_plist_link(void *ctx, uint32_t idx)
+{
+	(void)ctx;
+	return &desc_at(idx)->plist_link;
+}
+
+static int arena_plist_guard(void *ctx, uint32_t idx)
+{
+	lf_hp_set((lf_hp_rec_t *)ctx, 0, desc_at(idx));
+	return 1;
+}
+
+void arena_list(hl_desc_t *d)
+{
+#if defined(HL_DEBUG) || defined(HL_TEST_HOOKS)
+	uint32_t zero = 0;
+	if (!lf_cas_strong_acq_rel(&d->listed, &zero, 1))
+		hl_fatal_assert("descriptor listed twice", __FILE__, __LINE__);
+#endif
+	lf_tstack_push(&sb_arena(d->arena)->plist[d->cls], d->idx, &d->plist_link);
+}
+
+hl_desc_t *arena_unlist(sb_arena_t *a, unsigned cls)
+{
+	lf_hp_rec_t *r = desc_hp_rec();
+	uint32_t idx = lf_tstack_pop_guarded(&a->plist[cls], arena_plist_link,
+					     arena_plist_guard, r);
+	lf_hp_clear(r, 0);
+	if (!idx)
+		return NULL;
+	hl_desc_t *d = desc_at(idx);
+#if defined(HL_DEBUG) || defined(HL_TEST_HOOKS)
+	uint32_t one = 1;
+	if (!lf_cas_strong_acq_rel(&d->listed, &one, 0))
+		hl_fatal_assert("descriptor unlisted twice", __FILE__, __LINE__);
+#endif
+	return d;
+}

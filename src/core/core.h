@@ -1,0 +1,95 @@
+/*
+ * core/: Michael's allocator core, the caches in front of it and the
+ * purging policy.  The rule of this folder: its files call mem/, base/ and
+ * lf/, and each other only along tcache -> sb -> arena, tcache -> decay
+ * (src/layers.conf); never policy/ or api/.
+ *
+ *   arena.c   arenas (the superblocks of one (task, region) pair), heap
+ *             shards with their active/partial slots, partial lists
+ *   sb.c      superblocks: anchors, birth and retirement, popping batches
+ *             (owner only) and pushing frees (anyone), sweeping
+ *   tcache.c  thread caches (the fast path's arrays) and transfer caches
+ *   decay.c   when to purge: the clock that gives back cached spans and
+ *             large mappings
+ *
+ * The name marker `_owned`: only the thread holding the superblock (it
+ * took the descriptor out of a heap slot or a partial list, or made it)
+ * may call the function, and it must still hold it.
+ */
+#ifndef HL_CORE_H
+#define HL_CORE_H
+
+#include "mem/mem.h"
+
+/* ---- arena.c ------------------------------------------------------------ */
+extern HL_HIDDEN sb_arena_t *sb_arenas[HL_MAX_ARENAS];
+extern HL_HIDDEN uint32_t sb_narenas;
+static inline sb_arena_t *sb_arena(unsigned id) { return lf_load_acquire(&sb_arenas[id]); }
+void arena_init(void);
+/* A new arena with one heap drawing on account (bk, budget); NULL when
+ * the table or the OS is out. */
+sb_arena_t *arena_new(uint32_t region, struct hl_task *task, bk_t *bk,
+		      hl_budget_t *budget);
+unsigned sb_heap_count(void);
+unsigned sb_heap_pick(void);
+/* Partial lists.  Any thread; linearize on the list head's CAS. */
+void arena_list(hl_desc_t *d);
+hl_desc_t *arena_unlist(sb_arena_t *a, unsigned cls);
+/* Arena id of the block at p (0 for malloc's), or -1 if heaplib does not
+ * know p as a block. */
+int arena_id_of(const void *p);
+
+/* ---- sb.c --------------------------------------------------------------- */
+void sb_init(void);
+/* Take up to want blocks of class cls for heap h; returns how many (0 only
+ * when memory was refused, the reason in *err). */
+unsigned sb_alloc_batch(sb_arena_t *a, unsigned h, unsigned cls, void **out,
+			unsigned want);
+unsigned sb_alloc_batch_err(sb_arena_t *a, unsigned h, unsigned cls, void **out,
+			    unsigned want, int *err);
+/* Give back n blocks of one class, in any order, from any superblocks. */
+void sb_free_batch(unsigned cls, void **blocks, unsigned n, const char *call);
+/* Retire every fully free superblock on arena a's partial lists (and, with
+ * slots, in its heaps' slots too); returns how many. */
+size_t sb_sweep(sb_arena_t *a);
+size_t sb_sweep_arena(sb_arena_t *a, bool slots);
+/* Region reset: take every superblock of a out of its heap slots and
+ * partial lists (nobody else may use a meanwhile); they are then found by
+ * scanning the page map and retired with sb_force_retire_owned. */
+void sb_arena_drop_all(sb_arena_t *a);
+/* Retire a superblock found by scanning the page map, its blocks all
+ * dropped at once (region reset: no other thread may hold it). */
+void sb_force_retire_owned(hl_desc_t *d);
+uint64_t sb_link_key(void);
+#ifdef HL_TEST_HOOKS
+hl_desc_t *sb_test_new(unsigned h, unsigned cls);
+void sb_test_list(hl_desc_t *d);
+hl_desc_t *sb_test_unlist(unsigned cls);
+unsigned sb_test_pop(hl_desc_t *d, void **out, unsigned want, bool *full);
+void sb_test_retire(hl_desc_t *d);
+uint32_t sb_test_count(hl_desc_t *d);
+#endif
+
+/* ---- tcache.c ----------------------------------------------------------- */
+extern __thread hl_tcache_t *hl_tc HL_HIDDEN HL_TLS;
+
+void tc_init(void);
+void *tc_alloc_slow(unsigned cls);
+void tc_free_slow(void *p, unsigned cls);
+void tc_thread_flush(void);
+void tc_thread_exit(void);   /* thread-exit callback */
+void tc_drain_transfer(void);
+bool tc_in_thread_cache(void *p, unsigned cls);
+/* The thread goes on without a cache (it joined a task other than the
+ * default): flush it and give it back.  tc_attach lets it have one again. */
+void tc_detach(void);
+void tc_attach(void);
+
+/* ---- decay.c ------------------------------------------------------------ */
+/* Cheap clock check on slow paths: every quarter of HEAPLIB_DECAY_MS, one
+ * caller purges what has been unused that long. */
+void decay_tick(void);
+/* Purge everything cached now (trim); returns the bytes given back. */
+size_t decay_purge_all(void);
+
+#endif

@@ -1,0 +1,233 @@
+/*
+ * Backings: what stands behind a region's superblock spans, and the
+ * charging of capacity and quota for them.
+ *
+ * An ANON backing takes spans from the reservation (mem/pagemap.c) and
+ * gives them back purged.  MEMFD, HUGETLB and BUFFER backings are pools:
+ * one mapping of `capacity` bytes made (or given) at setup, carved into
+ * 64 KiB slots with slot records of their own in the page map; they serve
+ * superblocks only (blocks up to 32 KiB).
+ *
+ * Concurrency: bk_reserve/bk_unreserve and bk_span_get/bk_span_put may run
+ * in any threads at once (capacity and budget are bounded counters
+ * changed by CAS; pool slots come from a CAS-bumped index and tagged
+ * stacks).  bk_setup and bk_release run on a backing nobody else uses
+ * (policy/region.c's create and delete see to it).
+ */
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "mem/mem.h"
+
+bk_t bk_tab[HL_MAX_REGIONS];
+static void (*bk_level_hook)(bk_t *bk);
+
+void bk_init(void)
+{
+	for (uint32_t i = 0; i < HL_MAX_REGIONS; i++) {
+		bk_tab[i].id = i;
+		bk_tab[i].kind = HL_BACKING_ANON;
+		bk_tab[i].fd = -1;
+	}
+}
+
+void bk_set_level_hook(void (*fn)(bk_t *bk))
+{
+	bk_level_hook = fn;
+}
+
+static void bk_level_changed(bk_t *bk)
+{
+	if (bk_level_hook)
+		bk_level_hook(bk);
+}
+
+/* ---- charging ----------------------------------------------------------- */
+
+bool bk_reserve(hl_account_t *ac, uint64_t n, int *err)
+{
+	bk_t *bk = ac->bk;
+	hl_budget_t *b = ac->budget;
+	*err = HL_ENOMEM;
+	if (!ctr_add_bounded(&bk->backed, n, bk->capacity ? bk->capacity : UINT64_MAX))
+		return false;
+	if (!ctr_add_bounded(&b->used, n, b->limit ? b->limit : UINT64_MAX)) {
+		lf_fetch_sub_relaxed(&bk->backed, n);
+		return false;
+	}
+	lf_fetch_add_relaxed(&ac->backed, n);
+	bk_level_changed(bk);
+	return true;
+}
+
+void bk_unreserve(hl_account_t *ac, uint64_t n)
+{
+	lf_fetch_sub_relaxed(&ac->backed, n);
+	lf_fetch_sub_relaxed(&ac->budget->used, n);
+	lf_fetch_sub_relaxed(&ac->bk->backed, n);
+	bk_level_changed(ac->bk);
+}
+
+/* ---- spans -------------------------------------------------------------- */
+
+static uint32_t *bk_pool_link(void *ctx, uint32_t idx)
+{
+	bk_t *bk = ctx;
+	return &pm_lookup(bk->pool + ((size_t)(idx - 1) << HL_SLOT_SHIFT))->link;
+}
+
+static char *bk_pool_take(bk_t *bk, unsigned order)
+{
+	uint32_t idx = lf_tstack_pop(&bk->pool_free[order], bk_pool_link, bk);
+	if (idx)
+		return bk->pool + ((size_t)(idx - 1) << HL_SLOT_SHIFT);
+	uint32_t n = 1u << order, total = (uint32_t)(bk->pool_len >> HL_SLOT_SHIFT);
+	uint32_t cur = lf_load_relaxed(&bk->pool_next);
+	do {
+		if (cur + n > total)
+			return NULL;
+	} while (!lf_cas_weak_acq_rel(&bk->pool_next, &cur, cur + n));
+	return bk->pool + ((size_t)cur << HL_SLOT_SHIFT);
+}
+
+char *bk_span_get(hl_account_t *ac, unsigned order, uint32_t *span, int *err)
+{
+	bk_t *bk = ac->bk;
+	size_t bytes = HL_SLOT_SIZE << order;
+	if (!bk_reserve(ac, bytes, err))
+		return NULL;
+	char *base = NULL;
+	*span = 0;
+	if (bk->pool) {
+		base = bk_pool_take(bk, order);
+	} else {
+		bool fresh;
+		uint32_t sp = pm_span_get(order, &base, &fresh);
+		if (sp && bk->secure && !os_lock(base, bytes)) {
+			pm_span_put(sp, order);
+			bk_unreserve(ac, bytes);
+			*err = HL_EPERM;
+			return NULL;
+		}
+		*span = sp;
+		if (!sp)
+			base = NULL;
+	}
+	if (!base) {
+		bk_unreserve(ac, bytes);
+		*err = HL_ENOMEM;
+		return NULL;
+	}
+	lf_fetch_add_relaxed(&bk->superblocks, 1);
+	return base;
+}
+
+void bk_span_put(hl_account_t *ac, char *base, uint32_t span, unsigned order)
+{
+	bk_t *bk = ac->bk;
+	size_t bytes = HL_SLOT_SIZE << order;
+	if (bk->pool) {
+		uint32_t first = (uint32_t)((size_t)(base - bk->pool) >> HL_SLOT_SHIFT);
+		pm_mark_cached(base, order);
+		if (bk->kind == HL_BACKING_MEMFD)
+			fallocate(bk->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+				  (off_t)(base - bk->pool), (off_t)bytes);
+		lf_tstack_push(&bk->pool_free[order], first + 1,
+			       &pm_lookup(base)->link);
+	} else {
+		if (bk->secure)
+			os_unlock(base, bytes);
+		os_purge(base, bytes);
+		pm_span_put_clean(span, order);
+	}
+	lf_fetch_sub_relaxed(&bk->superblocks, 1);
+	bk_unreserve(ac, bytes);
+}
+
+/* ---- pools: setup and release ------------------------------------------- */
+
+void bk_release(bk_t *bk)
+{
+	if (!bk->pool)
+		return;
+	pm_forget(bk->pool, bk->pool_len);
+	if (bk->secure)
+		os_unlock(bk->pool, bk->pool_len);
+	if (bk->kind != HL_BACKING_BUFFER)
+		os_unmap(bk->pool, bk->pool_len);
+	if (bk->fd >= 0)
+		close(bk->fd);
+	bk->fd = -1;
+	bk->pool = NULL;
+	bk->pool_len = 0;
+}
+
+/* A memfd of len bytes mapped shared at a 64 KiB-aligned address. */
+static char *bk_map_memfd(bk_t *bk, size_t len, const char *name)
+{
+	int fd = memfd_create(name && name[0] ? name : "heaplib", MFD_CLOEXEC);
+	if (fd < 0)
+		return NULL;
+	if (ftruncate(fd, (off_t)len) != 0) {
+		close(fd);
+		return NULL;
+	}
+	/* 64 KiB-aligned: reserve, then map the file over it. */
+	char *res = os_map_aligned(len, HL_SLOT_SIZE);
+	if (!res ||
+	    mmap(res, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd, 0) == MAP_FAILED) {
+		if (res)
+			os_unmap(res, len);
+		close(fd);
+		return NULL;
+	}
+	bk->fd = fd;
+	return res;
+}
+
+int bk_setup(bk_t *bk, hl_backing_t kind, uint64_t capacity, int secure,
+	     void *buffer, const char *name)
+{
+	bk->kind = kind;
+	lf_store_relaxed(&bk->secure, secure != 0);
+	lf_store_relaxed(&bk->capacity, capacity);
+	bk->backed = bk->superblocks = 0;
+	size_t len = capacity;
+	char *p = NULL;
+	switch (kind) {
+	case HL_BACKING_MEMFD:
+		p = bk_map_memfd(bk, len, name);
+		if (!p)
+			return HL_ENOMEM;
+		break;
+	case HL_BACKING_HUGETLB:
+		p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB, -1, 0);
+		if (p == MAP_FAILED)
+			return HL_ENOMEM;   /* no huge pages reserved */
+		break;
+	case HL_BACKING_BUFFER:
+		p = buffer;
+		break;
+	default:
+		return HL_OK;
+	}
+	bk->pool = p;
+	bk->pool_len = len;
+	bk->pool_next = 0;
+	for (unsigned o = 0; o < HL_SPAN_ORDERS; o++)
+		lf_tstack_init(&bk->pool_free[o]);
+	if (!pm_map_foreign(p, len)) {
+		bk->secure = 0;   /* nothing is locked yet */
+		bk_release(bk);
+		return HL_EINVAL;
+	}
+	if (bk->secure && !os_lock(p, len)) {
+		bk->secure = 0;
+		bk_release(bk);
+		return HL_EPERM;
+	}
+	return HL_OK;
+}

@@ -1,0 +1,135 @@
+/*
+ * mem/: address space and the memory behind it.  The rule of this folder:
+ * its files call base/ and lf/ only, and each other along
+ * backing -> pagemap, large -> pagemap (src/layers.conf); nothing here
+ * knows arenas, tasks or regions beyond the account it is handed.
+ *
+ *   pagemap.c  the reservation in 1 GiB chunks, the page map (pointer ->
+ *              slot record in O(1)), spans of 1/2/4/8 slots and their
+ *              caches, purging
+ *   backing.c  what backs a region's spans: the reservation or a pool;
+ *              capacity and quota charged by bounded CAS
+ *   desc.c     the descriptor arena and its hazard-pointer domain
+ *   large.c    blocks over 32 KiB: mappings, the range table, the cache
+ */
+#ifndef HL_MEM_H
+#define HL_MEM_H
+
+#include "base/base.h"
+
+/* ---- pagemap.c ---------------------------------------------------------- */
+extern HL_HIDDEN pm_slot_t *pm_chunkmap[HL_CHUNKMAP_LEN];
+
+/* The slot record of p, or NULL when p is not in the reservation.  Reads
+ * no memory at or before p. */
+static inline pm_slot_t *pm_lookup(const void *p)
+{
+	uintptr_t a = (uintptr_t)p;
+	if (HL_UNLIKELY(a >> HL_ADDR_BITS))
+		return NULL;
+	pm_slot_t *recs = lf_load_acquire(&pm_chunkmap[a >> HL_CHUNK_SHIFT]);
+	if (HL_UNLIKELY(!recs))
+		return NULL;
+	return &recs[(a >> HL_SLOT_SHIFT) & (HL_SLOTS_PER_CHUNK - 1)];
+}
+
+/* Byte offset of p in its superblock, w being p's slot record word. */
+static inline size_t pm_block_off(const void *p, uint64_t w)
+{
+	uintptr_t slot = (uintptr_t)p & ~(uintptr_t)(HL_SLOT_SIZE - 1);
+	return (uintptr_t)p - slot + ((size_t)PM_OFF(w) << HL_SLOT_SHIFT);
+}
+
+void pm_init(void);
+/* A span of (1 << order) slots: a cached one if possible.  Returns its
+ * 1-based span index and start address; *fresh says its pages were never
+ * touched or were purged.  With base NULL, only a cached span. */
+uint32_t pm_span_get(unsigned order, char **base, bool *fresh);
+void pm_span_put(uint32_t span, unsigned order);   /* emptied: cache it */
+void pm_span_put_clean(uint32_t span, unsigned order); /* already purged */
+/* Install slot records for [base, base + len) (64 KiB aligned) outside the
+ * reservation (a region's pool); false if the page map cannot. */
+bool pm_map_foreign(char *base, size_t len);
+/* Mark [base, base + (1 << order) slots) as a cached span's slots. */
+void pm_mark_cached(char *base, unsigned order);
+/* Forget the slot records of [base, base + len): a stale pointer there is
+ * then "invalid". */
+void pm_forget(char *base, size_t len);
+/* Call fn on the first slot record of every live superblock. */
+void pm_scan(void (*fn)(pm_slot_t *rec, void *ctx), void *ctx);
+pm_slot_t *pm_slot_of_span(uint32_t span);
+char *pm_addr_of_span(uint32_t span);
+/* Purge cached spans emptied at least HEAPLIB_DECAY_MS ago (all: every
+ * one); returns the bytes given back.  When to call it is core/decay.c's. */
+size_t pm_purge(bool all);
+
+/* ---- backing.c ---------------------------------------------------------- */
+extern HL_HIDDEN bk_t bk_tab[HL_MAX_REGIONS];
+static inline bk_t *bk_at(uint32_t id) { return &bk_tab[id]; }
+void bk_init(void);
+/* Make bk's pool for a region of the given kind and capacity (ANON makes
+ * none); HL_OK, HL_ENOMEM, HL_EINVAL or HL_EPERM (pages not lockable). */
+int bk_setup(bk_t *bk, hl_backing_t kind, uint64_t capacity, int secure,
+	     void *buffer, const char *name);
+/* Undo bk_setup: the pool's records forgotten, its pages unlocked and
+ * unmapped (a user's buffer is only unlocked). */
+void bk_release(bk_t *bk);
+/* Charge n bytes to account ac: its backing's capacity, then its budget;
+ * false (HL_ENOMEM in *err, nothing charged) past either. */
+bool bk_reserve(hl_account_t *ac, uint64_t n, int *err);
+void bk_unreserve(hl_account_t *ac, uint64_t n);
+/* A span of (1 << order) slots for a superblock of account ac, charged to
+ * it: *span is the page-map span index (0 for pool spans).  NULL with *err
+ * set (HL_ENOMEM past capacity or quota, HL_EPERM when pages cannot be
+ * locked). */
+char *bk_span_get(hl_account_t *ac, unsigned order, uint32_t *span, int *err);
+void bk_span_put(hl_account_t *ac, char *base, uint32_t span, unsigned order);
+/* Registered hook: told after a charge or a release changed bk->backed
+ * (policy/region.c watches the watermarks with it). */
+void bk_set_level_hook(void (*fn)(bk_t *bk));
+
+/* ---- desc.c ------------------------------------------------------------- */
+extern HL_HIDDEN char *desc_arena;
+static inline hl_desc_t *desc_at(uint32_t idx)
+{
+	return (hl_desc_t *)(desc_arena + ((size_t)idx << HL_DESC_SHIFT));
+}
+
+void desc_init(void);
+hl_desc_t *desc_alloc(void);
+void desc_retire(hl_desc_t *d);     /* through the hazard domain */
+lf_hp_rec_t *desc_hp_rec(void);      /* the calling thread's record */
+void desc_hp_thread_exit(void);      /* thread-exit callback */
+extern HL_HIDDEN lf_hp_domain_t desc_hp;
+int desc_page_released(uint32_t pg);
+#ifdef HL_TEST_HOOKS
+uint64_t desc_test_free_bits(void);
+#endif
+
+/* ---- large.c ------------------------------------------------------------ */
+void *large_alloc(size_t size, size_t align, bool zero);
+/* A large block for arena (not 0): its own mapping, tagged in the range
+ * table, never cached; secure ones locked and kept out of dumps. */
+void *large_alloc_arena(size_t size, size_t align, unsigned arena,
+			bool secure, int *err);
+/* Arena of the large block at p (0: default), or -1 if p is not one. */
+int large_arena_of(const void *p);
+/* 1 and *size if p starts a large block, 0 if it is unknown, -1 (and
+ * *start) if it lies inside one. */
+int large_lookup(const void *p, size_t *size, uintptr_t *start);
+/* Free the large block at p.  A default-arena block is done with (0 is
+ * returned); a block of another arena is taken out of the range table and
+ * its arena id returned with its length in *len: the caller accounts for
+ * it and then gives it to large_unmap_arena. */
+unsigned large_free(void *p, const char *call, size_t *len);
+void large_unmap_arena(void *p, size_t len);
+/* Take out every large block of the arenas for which pick(arena) is true;
+ * freed(arena, p, len) is told of each before its pages go. */
+size_t large_reset(bool (*pick)(unsigned arena, void *ctx),
+		   void (*freed)(unsigned arena, void *p, size_t len, void *ctx),
+		   void *ctx);
+void *large_realloc(void *p, size_t size);
+/* Give back cached mappings unused for HEAPLIB_DECAY_MS (all: every one). */
+size_t large_trim(bool all);
+
+#endif

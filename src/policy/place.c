@@ -1,0 +1,269 @@
+/*
+ * Placement: where a block goes, and the slow paths of every block that
+ * is not the default task's on the default region.
+ *
+ * An allocation states what it needs (reach: "may be accessed from"), what
+ * it prefers (node: "preferably close to"), or names one region.  The
+ * fallback list holds the qualifying regions, those above their min
+ * watermark first, nearest first, then by id; each is tried in turn inside
+ * its teardown handshake.  Blocks of arenas other than 0 are allocated and
+ * freed one at a time (one anchor CAS each), so that quotas, isolation
+ * and wipe-on-free hold on every block.
+ *
+ * Concurrency: every function may run in any threads at once; each
+ * allocation linearizes on the anchor CAS that pops its block (small) or
+ * on its range-table insert (large), each free on its push.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <string.h>
+
+#include "policy/policy.h"
+
+static place_fail_fn place_fail_hook;
+
+void place_set_fail_hook(place_fail_fn fn)
+{
+	place_fail_hook = fn;
+}
+
+/* ---- what a block was allocated under ----------------------------------- */
+
+/* The descriptor of the superblock holding small block p; NULL for a
+ * large block. */
+static hl_desc_t *place_desc_of(const void *p)
+{
+	pm_slot_t *rec = pm_lookup(p);
+	uint64_t w = rec ? lf_load_acquire(&rec->word) : 0;
+	return rec && PM_KIND(w) == PM_SMALL ? desc_at(PM_DESC(w)) : NULL;
+}
+
+/* Remember on the block's superblock what it was allocated under, so that
+ * a mover can tell where the superblock may legally go. */
+static void place_note_need(void *p, uint32_t need)
+{
+	hl_desc_t *d = place_desc_of(p);
+	if ((lf_load_relaxed(&d->need) | need) != lf_load_relaxed(&d->need))
+		lf_fetch_or_acq_rel(&d->need, need);
+}
+
+static uint32_t place_need_of(unsigned reach, unsigned flags)
+{
+	return (reach ? reach : HL_REACH_SYS) | (flags & HL_SECURE ? HL_NEED_SECURE : 0) |
+	       (flags & HL_NOMIGRATE ? HL_NEED_PINNED : 0);
+}
+
+/* ---- allocation in one region ------------------------------------------- */
+
+static void *place_alloc_in(struct hl_region *r, sb_arena_t *a, size_t size,
+			    size_t align, unsigned flags, uint32_t need, int *err)
+{
+	unsigned cls = size <= HL_SMALL_MAX && align <= HL_SMALL_MAX
+			       ? sc_class_aligned(size, align) : HL_NCLASSES;
+	void *p = NULL;
+	if (cls < HL_NCLASSES) {
+		if (sb_alloc_batch_err(a, 0, cls, &p, 1, err) != 1)
+			return NULL;
+		((uint64_t *)p)[1] = 0;
+		place_note_need(p, need);
+		if (flags & HL_ZERO)
+			memset(p, 0, sc_table[cls].size);
+		region_live(r, a, sc_table[cls].size, 1);
+		return p;
+	}
+	if (r->bk->pool) {
+		*err = HL_ENOMEM;   /* pools serve blocks up to 32 KiB */
+		return NULL;
+	}
+	size_t len;
+	if (!os_page_round(size, &len) || !bk_reserve(&a->acct, len, err))
+		return NULL;
+	p = large_alloc_arena(size, align, a->id, r->bk->secure, err);
+	if (!p) {
+		bk_unreserve(&a->acct, len);
+		return NULL;
+	}
+	region_live(r, a, (int64_t)len, 1);
+	return p;
+}
+
+void place_free_small(void *p, uint64_t w, const char *call)
+{
+	sb_arena_t *a = PM_ARENA(w) < HL_MAX_ARENAS ? sb_arena(PM_ARENA(w)) : NULL;
+	if (!a)
+		hl_fatal(call, p, HL_WHY_INVALID);
+	unsigned cls = PM_CLS(w);
+	if (!sc_is_block(cls, pm_block_off(p, w)))
+		hl_fatal(call, p, HL_WHY_INTERIOR);
+	if (((uint64_t *)p)[1] == hl_key)
+		hl_fatal(call, p, HL_WHY_FREE_FREE);
+	struct hl_region *r = region_at(a->region);
+	size_t size = sc_table[cls].size;
+	if (r->bk->secure)
+		memset(p, 0, size);
+	int saved = errno;
+	sb_free_batch(cls, &p, 1, call);
+	region_live(r, a, -(int64_t)size, -1);
+	region_fire_events();
+	errno = saved;
+}
+
+/* ---- choosing a region -------------------------------------------------- */
+
+/* The fallback list is built from relaxed reads: a region may be deleted
+ * and another created in its place meanwhile.  The choice is checked
+ * again (place_qualifies) once the allocation is counted in the region's
+ * inflight and has seen it alive: from then on its attributes cannot
+ * change. */
+static bool place_below_min(struct hl_region *r)
+{
+	uint64_t cap = lf_load_relaxed(&r->bk->capacity), wmin = lf_load_relaxed(&r->wmin);
+	if (!cap || !wmin)
+		return false;
+	uint64_t backed = lf_load_relaxed(&r->bk->backed);
+	return backed >= cap || cap - backed < wmin;
+}
+
+static unsigned place_distance(struct hl_region *r, int node)
+{
+	if (node < 0)
+		return 0;
+	int rn = lf_load_relaxed(&r->node);
+	return (unsigned)(rn > node ? rn - node : node - rn);
+}
+
+static bool place_qualifies(struct hl_region *r, const struct hl_task *t, unsigned need,
+			    bool secure)
+{
+	return (lf_load_relaxed(&r->reach) & need) == need &&
+	       (!secure || lf_load_relaxed(&r->bk->secure)) &&
+	       (t->allowed & ((uint64_t)1 << r->id));
+}
+
+static unsigned place_candidates(struct hl_task *t, unsigned need, bool secure,
+				 int node, const hl_region_t *only, uint32_t *out)
+{
+	unsigned n = 0;
+	uint64_t key[HL_MAX_REGIONS];
+	for (uint32_t id = 0; id < HL_MAX_REGIONS; id++) {
+		struct hl_region *r = region_at(id);
+		if (lf_load_acquire(&r->state) != REGION_ALIVE)
+			continue;
+		if (!place_qualifies(r, t, need, secure) || (only && only != r))
+			continue;
+		uint64_t k = ((uint64_t)place_below_min(r) << 48) |
+			     ((uint64_t)place_distance(r, node) << 8) | id;
+		unsigned j = n++;
+		while (j > 0 && key[j - 1] > k) {
+			key[j] = key[j - 1];
+			out[j] = out[j - 1];
+			j--;
+		}
+		key[j] = k;
+		out[j] = id;
+	}
+	return n;
+}
+
+/* One pass over the fallback list; HL_OK with *out, or the error. */
+static int place_try(struct hl_task *t, size_t size, size_t align,
+		     unsigned flags, unsigned need,
+		     bool secure, const uint32_t *cand, unsigned n, void **out,
+		     place_dflt_fn dflt)
+{
+	int result = HL_ENOMEM;
+	for (unsigned i = 0; i < n; i++) {
+		struct hl_region *r = region_at(cand[i]);
+		void *p = NULL;
+		int err = HL_ENOMEM;
+		if (r->id == 0 && task_is_default(t)) {
+			/* The default: the thread-cached path of malloc. */
+			p = dflt(size, align);
+			if (p && (flags & HL_ZERO))
+				memset(p, 0, size);
+		} else {
+			if (region_enter(r) && place_qualifies(r, t, need, secure)) {
+				sb_arena_t *a = task_arena(t, r);
+				if (a)
+					p = place_alloc_in(r, a, size, align, flags,
+							   place_need_of(need, secure ? flags | HL_SECURE : flags),
+							   &err);
+			}
+			region_leave(r);
+		}
+		if (p) {
+			*out = p;
+			return HL_OK;
+		}
+		if (err == HL_EPERM)
+			result = HL_EPERM;
+		if (t->budget.limit && lf_load_relaxed(&t->budget.used) + size > t->budget.limit)
+			break;   /* the quota, not the region, is full */
+	}
+	return result;
+}
+
+int place_alloc(size_t size, size_t align, const hl_place_t *place,
+		unsigned flags, void **out, place_dflt_fn dflt)
+{
+	hl_ensure_init();
+	struct hl_task *t = task_cur();
+	unsigned need = place && place->reach ? place->reach : HL_REACH_SYS;
+	if (need & ~REGION_REACH_ALL)
+		return HL_EINVAL;
+	if (place && place->region && !region_handle_ok(place->region))
+		return HL_EINVAL;
+	bool secure = (flags & HL_SECURE) || t->secure;
+	uint32_t cand[HL_MAX_REGIONS];
+	unsigned n = place_candidates(t, need, secure, place ? place->node : -1,
+				      place ? place->region : NULL, cand);
+	if (!n)
+		return HL_ENOREGION;
+	int e = place_try(t, size, align, flags, need, secure, cand, n, out, dflt);
+	if (e == HL_ENOMEM && place_fail_hook && place_fail_hook(size, align, need, flags))
+		e = place_try(t, size, align, flags, need, secure, cand, n, out, dflt);
+	region_fire_events();
+	return e;
+}
+
+/* The default allocation is never used here: a task thread's task is not
+ * the default. */
+static void *place_no_default(size_t size, size_t align)
+{
+	(void)size;
+	(void)align;
+	return NULL;
+}
+
+void *place_task_alloc(size_t size, size_t align, bool zero)
+{
+	void *p = NULL;
+	if (size > ((size_t)1 << 47) ||
+	    place_alloc(size, align, NULL, zero ? HL_ZERO : 0, &p, place_no_default) != HL_OK) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	return p;
+}
+
+void *place_realloc(void *p, unsigned arena, size_t old, size_t size)
+{
+	sb_arena_t *a = sb_arena(arena);
+	struct hl_region *r = region_at(a->region);
+	void *q = NULL;
+	int err = HL_ENOMEM;
+	/* The new block inherits what the old one's superblock was
+	 * allocated under. */
+	hl_desc_t *d = place_desc_of(p);
+	uint32_t need = d ? lf_load_relaxed(&d->need) : place_need_of(0, 0);
+	if (region_enter(r))
+		q = place_alloc_in(r, a, size, 0, 0, need, &err);
+	region_leave(r);
+	if (!q) {
+		region_fire_events();
+		errno = ENOMEM;
+		return NULL;   /* p untouched */
+	}
+	memcpy(q, p, old < size ? old : size);
+	return q;
+}

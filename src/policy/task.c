@@ -1,0 +1,238 @@
+/*
+ * Tasks (DESIGN.md section 6): groups of threads with a policy, and the
+ * (task, region) -> arena map.
+ *
+ * A task has its own arenas (its superblocks are its own), exact
+ * accounting per region, an optional quota (its budget, charged by
+ * mem/backing.c), a secure flag and the set of regions it may use.  Task
+ * records and their arenas are never freed (type-stable): a destroyed
+ * task that holds nothing is taken over by the next hl_task_create.
+ *
+ * Concurrency: every call may run in any threads at once.  Joining and
+ * destroying meet on the task's state and thread count (seq_cst both
+ * ways: a join that counts itself and then sees the task alive keeps
+ * destroy from succeeding).
+ */
+#define _GNU_SOURCE
+#include <string.h>
+
+#include "policy/policy.h"
+
+static struct hl_task task_default;
+static uint32_t task_ids;
+
+__thread struct hl_task *hl_cur_task HL_TLS;
+
+/* Every task ever created, so that a destroyed one can be taken over. */
+#define TASK_MAX 65536u
+static struct hl_task *task_tab[TASK_MAX];
+static uint32_t task_n;
+
+void task_init(void)
+{
+	task_default.state = TASK_ALIVE;
+	task_default.allowed = ~(uint64_t)0;
+	memcpy(task_default.name, "default", 8);
+}
+
+struct hl_task *task_cur(void)
+{
+	struct hl_task *t = hl_cur_task;
+	return t ? t : &task_default;
+}
+
+bool task_is_default(const struct hl_task *t)
+{
+	return t == &task_default;
+}
+
+static bool task_ok(const hl_task_t *t)
+{
+	return t && (t == &task_default || lf_load_acquire(&t->id) != 0);
+}
+
+/* ---- the arena of (task, region) ---------------------------------------- */
+
+sb_arena_t *task_arena(struct hl_task *t, struct hl_region *r)
+{
+	if (t == &task_default && r->id == 0)
+		return sb_arena(0);
+	sb_arena_t *a = lf_load_acquire(&t->arena[r->id]);
+	uint32_t gen = lf_load_acquire(&r->gen);
+	if (a) {
+		/* The task's arena of an earlier region in this slot: that
+		 * region was deleted only once it held nothing, so the arena
+		 * is empty and is taken over (arena ids are not spent on
+		 * every create/delete cycle). */
+		uint32_t old = lf_load_acquire(&a->gen);
+		while (old != gen && !lf_cas_strong_acq_rel(&a->gen, &old, gen))
+			;
+		return a;
+	}
+	sb_arena_t *mine = arena_new(r->id, t, r->bk, &t->budget);
+	if (!mine)
+		return NULL;
+	lf_store_relaxed(&mine->gen, gen);
+	if (lf_cas_strong_acq_rel(&t->arena[r->id], &a, mine))
+		return mine;
+	return a;   /* another thread installed one first (the id is spent) */
+}
+
+/* ---- life --------------------------------------------------------------- */
+
+/* A destroyed task that holds nothing any more, claimed for reuse with its
+ * arenas (arena ids are not spent on every create/destroy cycle); NULL if
+ * there is none. */
+static struct hl_task *task_recycle(void)
+{
+	uint32_t n = lf_load_acquire(&task_n);
+	for (uint32_t i = 0; i < n && i < TASK_MAX; i++) {
+		struct hl_task *t = lf_load_acquire(&task_tab[i]);
+		uint32_t st = TASK_DEAD;
+		if (!t || lf_load_relaxed(&t->state) != TASK_DEAD ||
+		    !lf_cas_strong_acq_rel(&t->state, &st, (uint32_t)TASK_CLAIMED))
+			continue;
+		if (lf_load_acquire(&t->live_blocks) == 0) {
+			/* Its empty superblocks go back; then nothing is
+			 * backed for it. */
+			for (uint32_t r = 0; r < HL_MAX_REGIONS; r++) {
+				sb_arena_t *a = lf_load_acquire(&t->arena[r]);
+				if (a)
+					region_sweep(a);
+			}
+			if (lf_load_acquire(&t->budget.used) == 0)
+				return t;
+		}
+		lf_store_release(&t->state, (uint32_t)TASK_DEAD);
+	}
+	return NULL;
+}
+
+HL_EXPORT int hl_task_create(const hl_task_attr_t *at, hl_task_t **out)
+{
+	if (!out || !at || at->struct_size < sizeof(hl_task_attr_t) ||
+	    (at->nregions && !at->regions))
+		return HL_EINVAL;
+	hl_ensure_init();
+	uint64_t allowed = at->regions ? 0 : ~(uint64_t)0;
+	for (size_t i = 0; i < at->nregions; i++) {
+		const hl_region_t *r = at->regions[i];
+		if (!region_handle_ok(r) || lf_load_acquire(&r->state) != REGION_ALIVE)
+			return HL_EINVAL;
+		allowed |= (uint64_t)1 << r->id;
+	}
+	struct hl_task *t = task_recycle();
+	bool fresh = t == NULL;
+	if (fresh) {
+		uint32_t slot = lf_fetch_add_relaxed(&task_n, 1u);
+		if (slot >= TASK_MAX)
+			return HL_ENOMEM;   /* TASK_MAX tasks hold memory at once */
+		t = os_map(sizeof *t);
+		if (!t)
+			return HL_ENOMEM;
+		t->state = TASK_CLAIMED;   /* ours until set up: not for recycling */
+		lf_store_release(&task_tab[slot], t);
+	}
+	memset(t->name, 0, sizeof t->name);
+	if (at->name)
+		strncpy(t->name, at->name, sizeof t->name - 1);
+	t->budget.limit = at->quota;
+	t->secure = at->secure != 0;
+	t->allowed = allowed;
+	if (fresh)
+		lf_store_release(&t->id, lf_fetch_add_relaxed(&task_ids, 1u) + 1);
+	lf_store_release(&t->state, (uint32_t)TASK_ALIVE);
+	*out = t;
+	return HL_OK;
+}
+
+HL_EXPORT int hl_task_join(hl_task_t *task)
+{
+	hl_ensure_init();
+	struct hl_task *t = task ? task : &task_default;
+	if (!task_ok(t))
+		return HL_EINVAL;
+	struct hl_task *old = task_cur();
+	if (old == t)
+		return HL_OK;
+	/* Threads are counted in the tasks other than the default. */
+	if (t != &task_default) {
+		lf_fetch_add_seq_cst(&t->threads, 1);
+		if (lf_load_seq_cst(&t->state) != TASK_ALIVE) {
+			lf_fetch_sub_release(&t->threads, 1);
+			return HL_EINVAL;   /* destroyed */
+		}
+		/* The cache holds the old task's blocks: flush it, and go on
+		 * without one (thread caches are the default task's); the
+		 * thread's exit must leave the task. */
+		tc_detach();
+		thread_exit_ensure();
+	} else {
+		tc_attach();
+	}
+	hl_cur_task = t == &task_default ? NULL : t;
+	if (old != &task_default)
+		lf_fetch_sub_release(&old->threads, 1);
+	return HL_OK;
+}
+
+void task_thread_exit(void)
+{
+	struct hl_task *t = hl_cur_task;
+	if (t) {
+		hl_cur_task = NULL;
+		lf_fetch_sub_release(&t->threads, 1);
+	}
+}
+
+HL_EXPORT int hl_task_destroy(hl_task_t *t)
+{
+	if (!task_ok(t))
+		return HL_EINVAL;
+	if (t == &task_default)
+		return HL_EPERM;
+	uint32_t st = TASK_ALIVE;
+	if (!lf_cas_strong_seq_cst(&t->state, &st, (uint32_t)TASK_DESTROYING))
+		return HL_EINVAL;
+	if (lf_load_seq_cst(&t->threads)) {
+		lf_store_release(&t->state, (uint32_t)TASK_ALIVE);
+		return HL_EBUSY;
+	}
+	/* Its blocks stay valid and are freed as usual; the task record and
+	 * its arenas stay (type-stable), never to be joined again. */
+	lf_store_release(&t->state, (uint32_t)TASK_DEAD);
+	return HL_OK;
+}
+
+HL_EXPORT int hl_task_stats(const hl_task_t *t, const hl_region_t *region,
+			    hl_task_stats_t *st)
+{
+	if (!task_ok(t) || !st || st->struct_size < sizeof *st ||
+	    (region && !region_handle_ok(region)))
+		return HL_EINVAL;
+	size_t sz = st->struct_size;
+	memset(st, 0, sizeof *st);
+	st->struct_size = sz;
+	st->threads = lf_load_relaxed(&t->threads);
+	st->quota = t->budget.limit;
+	if (!region) {
+		st->bytes_backed = lf_load_relaxed(&t->budget.used);
+		st->bytes_live = lf_load_relaxed(&t->live_bytes);
+		st->blocks_live = lf_load_relaxed(&t->live_blocks);
+		return HL_OK;
+	}
+	sb_arena_t *a = t == &task_default && region->id == 0
+				? sb_arena(0)
+				: lf_load_acquire(&((struct hl_task *)t)->arena[region->id]);
+	if (a && lf_load_relaxed(&a->gen) == lf_load_acquire(&region->gen)) {
+		st->bytes_backed = lf_load_relaxed(&a->acct.backed);
+		st->bytes_live = lf_load_relaxed(&a->live_bytes);
+		st->blocks_live = lf_load_relaxed(&a->live_blocks);
+	}
+	return HL_OK;
+}
+
+HL_EXPORT hl_task_t *hl_task_self(void)
+{
+	return task_cur();
+}

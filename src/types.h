@@ -1,0 +1,243 @@
+/*
+ * heaplib's shared types: the structs that more than one layer reads, the
+ * geometry they are built on, and the slot-record codec.  No prototypes:
+ * each function is declared in the umbrella header of its layer
+ * (base/base.h, mem/mem.h, core/core.h, policy/policy.h, api/api.h).
+ *
+ * Map of the core types (DESIGN.md sections 1-3):
+ *
+ *   chunk (1 GiB of reserved address space)
+ *     └─ slot (64 KiB) ── slot record (pm_slot_t, 16 bytes): one 64-bit
+ *          word read on free() {descriptor index, size class, slot offset
+ *          in its superblock, kind, arena}, a link for the span caches and
+ *          a stamp for decay.
+ *   superblock = a span of 1, 2, 4 or 8 slots, holding blocks of one class.
+ *   descriptor (hl_desc_t, 64 B, in the descriptor arena) = one
+ *     superblock's metadata; its anchor {avail, count, state, tag} is
+ *     changed only by CAS.
+ *   arena (sb_arena_t) = the superblocks of one (task, region) pair: heap
+ *     shards with per-class `active` and `partial` slots (ownership
+ *     tokens) and per-class partial lists.
+ *   account (hl_account_t) = what an arena draws on: a backing (bk_t, one
+ *     per region: capacity, pool) and a budget (the task's quota).
+ *   thread cache (hl_tcache_t): per class an array of block pointers.
+ */
+#ifndef HL_TYPES_H
+#define HL_TYPES_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+
+#include "atomic.h"
+#include "tstack.h"
+#include "hp.h"
+#include "heaplib.h"
+
+/* ---- attributes --------------------------------------------------------- */
+#define HL_EXPORT __attribute__((visibility("default")))
+/* Internal data: hidden, so the library reaches it without the GOT. */
+#define HL_HIDDEN __attribute__((visibility("hidden")))
+#define HL_LIKELY(x) __builtin_expect(!!(x), 1)
+#define HL_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define HL_NOINLINE __attribute__((noinline))
+#define HL_COLD __attribute__((cold, noinline))
+#define HL_TLS __attribute__((tls_model("initial-exec")))
+
+/* ---- geometry ----------------------------------------------------------- */
+#define HL_PAGE 4096u
+#define HL_SLOT_SHIFT 16
+#define HL_SLOT_SIZE ((size_t)1 << HL_SLOT_SHIFT)
+#define HL_CHUNK_SHIFT 30
+#define HL_CHUNK_SIZE ((size_t)1 << HL_CHUNK_SHIFT)
+#define HL_SLOTS_PER_CHUNK (1u << (HL_CHUNK_SHIFT - HL_SLOT_SHIFT))
+#define HL_ADDR_BITS 47
+#define HL_CHUNKMAP_LEN ((size_t)1 << (HL_ADDR_BITS - HL_CHUNK_SHIFT))
+#define HL_MAX_CHUNKS 4096u          /* 4 TiB of superblocks at most */
+#define HL_MAX_SB_SLOTS 8u            /* largest superblock: 512 KiB */
+#define HL_SPAN_ORDERS 4              /* spans of 1, 2, 4, 8 slots */
+
+/* ---- limits ------------------------------------------------------------- */
+#define HL_MAX_HEAPS 64u
+#define HL_MAX_ARENAS 4096u
+#define HL_MAX_REGIONS 64u
+
+/* ---- size classes ------------------------------------------------------- */
+#define HL_SMALL_MAX 32768u
+#define HL_NCLASSES 43
+#define HL_MIN_BLOCK 16u
+#define HL_MAX_BATCH 64u
+
+typedef struct sc_info {
+	uint32_t size;      /* block size */
+	uint32_t recip;     /* ceil(2^32 / size): offset -> index by multiply */
+	uint32_t nslots;    /* slots per superblock */
+	uint32_t maxcount;  /* blocks per superblock */
+	uint32_t batch;     /* blocks moved between caches at once */
+	uint32_t list_at;   /* free count at which a FULL superblock is listed */
+	uint32_t limit;     /* maxcount * size: first offset past the blocks */
+	uint64_t divm;      /* UINT64_MAX / size + 1: divisibility by multiply */
+} sc_info_t;
+
+/* ---- anchor ------------------------------------------------------------- */
+/* {avail, count, state, tag}: widths stated here, checked in core/sb.c. */
+#define HL_ANCHOR_AVAIL_BITS 13
+#define HL_ANCHOR_COUNT_BITS 13
+#define HL_ANCHOR_STATE_BITS 2
+#define HL_ANCHOR_TAG_MAX_BITS \
+	(64 - HL_ANCHOR_AVAIL_BITS - HL_ANCHOR_COUNT_BITS - HL_ANCHOR_STATE_BITS)
+#define HL_ANCHOR_TAG_BITS \
+	(HL_TAG_BITS < HL_ANCHOR_TAG_MAX_BITS ? HL_TAG_BITS : HL_ANCHOR_TAG_MAX_BITS)
+#define HL_AVAIL_NONE ((1u << HL_ANCHOR_AVAIL_BITS) - 1u)
+
+enum sb_state {
+	SB_ACTIVE = 0,  /* in someone's hands: a heap slot, a list, a thread */
+	SB_FULL = 1,    /* no free block when its owner let go; nobody has it */
+	SB_RETIRED = 2, /* unlinked everywhere, handed to the hazard domain */
+};
+
+/* ---- descriptors -------------------------------------------------------- */
+typedef struct hl_desc {
+	uint64_t anchor;        /* atomic; see the anchor helpers in core/sb.c */
+	uint32_t plist_link;    /* partial-list link (tagged stack) */
+	uint32_t idx;           /* own index in the descriptor arena */
+	char *base;             /* superblock start */
+	uint32_t cls;
+	uint32_t maxcount;
+	uint32_t listed;        /* test builds: 1 while on a partial list */
+	uint32_t arena;         /* arena id (task, region) */
+	lf_hp_node_t hp;        /* retire link */
+	uint32_t span;          /* span index (first slot, 1-based) */
+	uint32_t nslots;
+	uint32_t need;          /* constraints of every block it served:
+				 * reach bits | HL_NEED_SECURE | HL_NEED_PINNED */
+	uint32_t bump;          /* owner only: blocks from here on were never
+				 * handed out; their links are implicit */
+} hl_desc_t;
+
+/* What a superblock's blocks were allocated under (hl_desc_t.need): where
+ * it may legally move is a region whose reach contains the reach bits,
+ * secure if HL_NEED_SECURE, and nowhere if HL_NEED_PINNED. */
+#define HL_NEED_SECURE 0x100u
+#define HL_NEED_PINNED 0x200u
+
+#define HL_DESC_SHIFT 6
+#define HL_DESC_PER_PAGE (HL_PAGE >> HL_DESC_SHIFT)   /* 64: one mask word */
+#define HL_DESC_PAGES 32768u                           /* 2M descriptors */
+
+/* ---- the slot record (page map) ---------------------------------------- */
+enum pm_kind {
+	PM_NONE = 0,    /* never used, or between owners */
+	PM_SMALL = 1,   /* part of a live superblock */
+	PM_CACHED = 2,  /* part of an empty span waiting for reuse */
+};
+
+typedef struct pm_slot {
+	uint64_t word;  /* desc:32 | cls:8 | off:4 | kind:4 | arena:16 */
+	uint32_t link;  /* span-cache link, on a span's first slot */
+	uint32_t stamp; /* ms clock when the span was emptied */
+} pm_slot_t;
+
+#define PM_WORD(desc, cls, off, kind, arena) \
+	((uint64_t)(desc) | ((uint64_t)(cls) << 32) | ((uint64_t)(off) << 40) | \
+	 ((uint64_t)(kind) << 44) | ((uint64_t)(arena) << 48))
+#define PM_DESC(w) ((uint32_t)(w))
+#define PM_CLS(w) ((unsigned)((w) >> 32) & 0xffu)
+#define PM_OFF(w) ((unsigned)((w) >> 40) & 0xfu)
+#define PM_KIND(w) ((unsigned)((w) >> 44) & 0xfu)
+#define PM_ARENA(w) ((unsigned)((w) >> 48))
+/* kind and arena together: the free fast path takes only small blocks of
+ * arena 0 (default task, default region). */
+#define PM_FASTKIND(w) ((unsigned)((w) >> 44))
+
+/* ---- backings, budgets, accounts (mem/backing.c) ----------------------- */
+/* What backs one region's spans: the reservation (ANON) or a pool of its
+ * own (MEMFD, HUGETLB, BUFFER: one mapping carved into 64 KiB slots with
+ * slot records of their own).  One per region id, type-stable. */
+typedef struct bk {
+	uint32_t id;                  /* = the region id */
+	hl_backing_t kind;
+	int secure;                   /* locked, out of dumps, wiped */
+	uint64_t capacity;            /* bytes it may back; 0: unbounded */
+	char *pool;                   /* pools: [pool, pool + pool_len) */
+	size_t pool_len;
+	int fd;
+	uint32_t pool_next;           /* slots bump-allocated from here */
+	lf_tstack_t pool_free[HL_SPAN_ORDERS];   /* slot index + 1 */
+	uint64_t backed, superblocks; /* relaxed */
+} bk_t;
+
+/* A bound on bytes backed that is not a region's: a task's quota. */
+typedef struct hl_budget {
+	uint64_t used;                /* relaxed; changed by bounded CAS */
+	uint64_t limit;               /* 0: none */
+} hl_budget_t;
+
+/* What one arena draws on and holds. */
+typedef struct hl_account {
+	bk_t *bk;                     /* its region's backing */
+	hl_budget_t *budget;          /* its task's quota */
+	uint64_t backed;              /* span and large bytes (relaxed) */
+} hl_account_t;
+
+/* ---- arenas and heaps (core/arena.c) ----------------------------------- */
+typedef struct sb_heap {
+	struct {
+		uint32_t active;   /* descriptor index or 0 */
+		uint32_t partial;
+	} slot[HL_NCLASSES];
+} lf_cacheline_aligned sb_heap_t;
+
+/* An arena is the superblocks of one (task, region) pair: its own heap
+ * slots and partial lists.  Arena 0 is the default task on the default
+ * region, sharded over many heaps and fed by the thread caches; every
+ * other arena has one heap and is reached only through slow paths.
+ * Arenas are never freed (type-stable): slot records name them. */
+typedef struct sb_arena {
+	lf_tstack_t plist[HL_NCLASSES];
+	sb_heap_t *heaps;
+	uint32_t nheaps;
+	uint32_t id;
+	uint32_t region;          /* region id */
+	uint32_t gen;             /* the region's generation when created */
+	struct hl_task *task;
+	hl_account_t acct;
+	/* accounting, relaxed atomics */
+	uint64_t live_bytes, live_blocks, superblocks;
+} sb_arena_t;
+
+/* ---- thread caches (core/tcache.c) ------------------------------------- */
+typedef struct tc_bin {
+	uint32_t n, cap;     /* owner thread only */
+	void **slots;
+} tc_bin_t;
+
+typedef struct hl_tcache {
+	tc_bin_t bin[HL_NCLASSES];
+	uint32_t heap;       /* heap shard this thread allocates from */
+	uint32_t id;         /* 1-based index in the cache pool */
+	uint32_t link;       /* pool free-stack link */
+	uint32_t last_ms;    /* last slow path, for the idle flush */
+	int64_t bytes;       /* bytes in the bins as of the last slow path */
+	void *store[];       /* the bins' slots */
+} hl_tcache_t;
+
+/* ---- configuration and counters (base/) -------------------------------- */
+typedef struct hl_config {
+	uint32_t decay_ms;        /* HEAPLIB_DECAY_MS */
+	uint64_t cache_budget;    /* HEAPLIB_CACHE_BUDGET: bytes, all caches */
+	uint32_t idle_ms;         /* HEAPLIB_IDLE_MS */
+	uint32_t heaps;           /* HEAPLIB_HEAPS: 0 = 4 per CPU */
+	bool check;               /* HEAPLIB_CHECK: no caches, junk, full checks */
+} hl_config_t;
+
+typedef struct hl_counters {
+	uint64_t sb_created, sb_retired, desc_live, desc_retired, desc_freed;
+	uint64_t desc_pages_mapped, desc_pages_released;
+	uint64_t bytes_purged, spans_cached, large_live, large_bytes;
+	uint64_t tcache_bytes, transfer_bytes, threads_live, reserved;
+	uint64_t span_slots_used;
+	uint64_t sb_live_cls[HL_NCLASSES];  /* superblocks not retired, per class */
+} hl_counters_t;
+
+#endif
