@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Build heaplib and run its TAP tests in three builds:
-#   plain  in the source tree    every test (UNIT, API, CONC, PLAIN)
-#   tsan   in build-tsan/        UNIT and CONC tests, ThreadSanitizer
-#   asan   in build-asan/        UNIT, API and CONC tests, ASan + UBSan
+#   plain  in the source tree    every test (UNIT, CORE, API, CONC, PLAIN)
+#   tsan   in build-tsan/        UNIT, CORE and CONC tests, ThreadSanitizer
+#   asan   in build-asan/        UNIT, CORE, API and CONC tests, ASan + UBSan
 # The sanitizer builds are VPATH builds of a clean copy of the sources
 # (build-src/): configure refuses a VPATH build of a source tree that is
 # itself configured, and make would pick up its objects.
@@ -35,11 +35,11 @@ note_failure() {
 
 # make_groups DIR: set UNIT_TESTS ... TEST_HELPERS from DIR's Makefile.
 make_groups() {
-	UNIT_TESTS= API_TESTS= CONC_TESTS= PLAIN_TESTS= TEST_HELPERS=
+	UNIT_TESTS= CORE_TESTS= API_TESTS= CONC_TESTS= PLAIN_TESTS= TEST_HELPERS=
 	local line
 	while IFS= read -r line; do
 		case $line in
-		UNIT_TESTS=* | API_TESTS=* | CONC_TESTS=* | PLAIN_TESTS=* | TEST_HELPERS=*)
+		UNIT_TESTS=* | CORE_TESTS=* | API_TESTS=* | CONC_TESTS=* | PLAIN_TESTS=* | TEST_HELPERS=*)
 			printf -v "${line%%=*}" '%s' "${line#*=}" ;;
 		esac
 	done < <(make -s -C "$1" show-test-groups 2>/dev/null)
@@ -124,7 +124,7 @@ run_tests() {
 echo "== plain: setup and build"
 if bash scripts/setup.sh && make_groups "$root"; then
 	# shellcheck disable=SC2086
-	run_tests plain "$root" $UNIT_TESTS $API_TESTS $CONC_TESTS $PLAIN_TESTS
+	run_tests plain "$root" $UNIT_TESTS $CORE_TESTS $API_TESTS $CONC_TESTS $PLAIN_TESTS
 else
 	note_failure plain "setup / build" ""
 fi
@@ -170,14 +170,14 @@ fi
 
 if [ "$snapshot_ok" = 1 ] && sanitizer_build tsan --enable-tsan; then
 	# shellcheck disable=SC2086
-	run_tests tsan "$root/build-tsan" $UNIT_TESTS $CONC_TESTS
+	run_tests tsan "$root/build-tsan" $UNIT_TESTS $CORE_TESTS $CONC_TESTS
 else
 	note_failure tsan "configure / build" "$root/build-tsan/configure-output.log"
 fi
 
 if [ "$snapshot_ok" = 1 ] && sanitizer_build asan --enable-asan; then
 	# shellcheck disable=SC2086
-	run_tests asan "$root/build-asan" $UNIT_TESTS $API_TESTS $CONC_TESTS
+	run_tests asan "$root/build-asan" $UNIT_TESTS $CORE_TESTS $API_TESTS $CONC_TESTS
 else
 	note_failure asan "configure / build" "$root/build-asan/configure-output.log"
 fi

@@ -25,6 +25,7 @@
 #include "heaplib.h"
 #include "tap.h"
 #include "park.h"
+#include "hooks.h"
 
 #define OPS 20000
 
@@ -121,10 +122,10 @@ int main(int argc, char **argv)
 	(void)argc;
 	tap_reexec_with_env(argv, "HEAPLIB_HEAPS", "1", "HEAPLIB_CACHE_BUDGET", "0", (char *)NULL);
 	static const char *points[] = {
-		"sb_pop_read",          /* holds the active slot, mid-pop */
-		"sb_push_read",         /* mid-push of a batch into a superblock */
-		"tstack_pop_read",      /* mid-pop of a tagged stack */
-		"tstack_guard_read",    /* hazard published, partial-list pop */
+		HOOK_SB_POP_READ,
+		HOOK_SB_PUSH_READ,
+		HOOK_TSTACK_POP_READ,
+		HOOK_TSTACK_GUARD_READ,
 	};
 	int n = (int)(sizeof points / sizeof points[0]);
 	plan(n);

@@ -30,6 +30,7 @@
 #include "hook.h"
 #include "tstack.h"
 #include "tap.h"
+#include "hooks.h"
 
 enum { A = 1, B = 2, C = 3, D = 4, NODES = 4 };
 enum { NOBODY = 0, MAIN = 1, T1 = 2 };
@@ -57,7 +58,7 @@ static uint32_t *link_of(void *ctx, uint32_t idx)
 /* Park T1 on its first pass between reading the link and the CAS. */
 static void park_hook(const char *name)
 {
-	if (!on_t1 || strcmp(name, "tstack_pop_read") != 0)
+	if (!on_t1 || strcmp(name, HOOK_TSTACK_POP_READ) != 0)
 		return;
 	if (++t1_passes == 1) {
 		sem_post(&t1_parked);

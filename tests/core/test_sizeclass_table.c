@@ -1,7 +1,7 @@
 /* Size classes: the table is monotone, every size maps to the smallest
  * class that holds it, rounding wastes at most 25% from 29 bytes up, and
  * superblock geometry fits the anchor's fields. */
-#include "api/api.h"
+#include "base/base.h"
 #include "tap.h"
 
 int main(void)

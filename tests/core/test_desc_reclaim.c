@@ -15,9 +15,10 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "api/api.h"
+#include "core/core.h"
 #include "tap.h"
 #include "park.h"
+#include "hooks.h"
 
 static unsigned rc_cls;
 static hl_desc_t *t1_got;
@@ -55,7 +56,7 @@ int main(void)
 	sb_test_list(B);
 	sb_test_list(A);
 
-	park_setup("tstack_guard_read");
+	park_setup(HOOK_TSTACK_GUARD_READ);
 	sem_post(&t1_go);
 	park_wait_parked();       /* T1: hazard on A published and validated */
 

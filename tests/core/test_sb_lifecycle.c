@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <pthread.h>
 
-#include "api/api.h"
+#include "core/core.h"
 #include "tap.h"
 
 #define NT 4

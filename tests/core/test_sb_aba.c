@@ -20,9 +20,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "api/api.h"
+#include "core/core.h"
 #include "tap.h"
 #include "park.h"
+#include "hooks.h"
 
 /* The parked thread is created before a scenario sets up its stack and
  * waits for this: creating a thread allocates (its TLS), and that must not
@@ -73,7 +74,7 @@ static int scenario_span(void)
 	pm_span_put(s2, 0);
 	pm_span_put(s1, 0);            /* cache: s1 s2 s3 */
 
-	park_setup("tstack_pop_read");
+	park_setup(HOOK_TSTACK_POP_READ);
 	sem_post(&t1_go);
 	park_wait_parked();            /* T1 read head s1, link s2 */
 	uint32_t a = pm_span_get(0, NULL, &fresh);   /* s1 */
@@ -135,7 +136,7 @@ static int scenario_plist(void)
 	sb_test_list(B);
 	sb_test_list(A);               /* list: A B C */
 
-	park_setup("tstack_pop_read");
+	park_setup(HOOK_TSTACK_POP_READ);
 	sem_post(&t1_go);
 	park_wait_parked();            /* T1 holds a hazard on A, read link B */
 	hl_desc_t *a = sb_test_unlist(aba_cls);

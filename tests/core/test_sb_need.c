@@ -8,7 +8,7 @@
 #endif
 #include <string.h>
 
-#include "api/api.h"
+#include "core/core.h"
 #include "tap.h"
 
 static uint32_t need_of(const void *p)

@@ -1,0 +1,15 @@
+/*
+ * Every test hook point of the library (the names given to HL_HOOK in
+ * src/ and lf/), in one list.  tests/lint/test_tree.sh holds it to the
+ * sources: a point added or renamed there must be named here.
+ */
+#ifndef HL_TEST_HOOKS_H
+#define HL_TEST_HOOKS_H
+
+#define HOOK_SB_POP_READ "sb_pop_read"            /* holds the active slot, mid-pop */
+#define HOOK_SB_PUSH_READ "sb_push_read"          /* mid-push of a batch into a superblock */
+#define HOOK_TSTACK_POP_READ "tstack_pop_read"    /* mid-pop of a tagged stack */
+#define HOOK_TSTACK_GUARD_BEFORE "tstack_guard_before" /* before the hazard is published */
+#define HOOK_TSTACK_GUARD_READ "tstack_guard_read" /* hazard published, partial-list pop */
+
+#endif

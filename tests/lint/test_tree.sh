@@ -1,0 +1,37 @@
+#!/bin/sh
+# The test tree keeps its own rules (TAP):
+#  1. tests/lib/hooks.h names exactly the test hook points of the sources
+#     (every HL_HOOK("...") in src/ and lf/), so a parking test can never
+#     wait at a point that no longer exists;
+#  2. tests/api/ uses only the public header: its programs include
+#     heaplib.h, the TAP library and system headers, nothing of src/ or lf/.
+set -u
+src=${top_srcdir:-$(cd "$(dirname "$0")/../.." && pwd)}
+n=0
+fail=0
+ok() { n=$((n + 1)); echo "ok $n - $1"; }
+not_ok() { n=$((n + 1)); fail=1; echo "not ok $n - $1"; }
+
+echo "1..2"
+
+in_src=$(grep -rhoE 'HL_HOOK\("[a-z_]+"\)' "$src/src" "$src/lf" |
+	sed 's/HL_HOOK("\(.*\)")/\1/' | sort -u)
+in_list=$(grep -oE '^#define HOOK_[A-Z_]+ "[a-z_]+"' "$src/tests/lib/hooks.h" |
+	sed 's/.*"\(.*\)"/\1/' | sort -u)
+if [ -n "$in_src" ] && [ "$in_src" = "$in_list" ]; then
+	ok "tests/lib/hooks.h names the $(echo "$in_src" | wc -l) hook points of src/ and lf/"
+else
+	echo "# in the sources: $(echo $in_src)"
+	echo "# in tests/lib/hooks.h: $(echo $in_list)"
+	not_ok "tests/lib/hooks.h names the hook points of src/ and lf/"
+fi
+
+bad=$(grep -HnE '^[[:space:]]*#[[:space:]]*include[[:space:]]*"' "$src"/tests/api/*.c |
+	grep -vE '"(heaplib|tap)\.h"')
+if [ -z "$bad" ]; then
+	ok "tests/api/ includes only heaplib.h and tap.h of the project's headers"
+else
+	echo "$bad" | sed 's/^/# /'
+	not_ok "tests/api/ includes only heaplib.h and tap.h of the project's headers"
+fi
+exit 0
