@@ -64,7 +64,7 @@
 
 /* ---- size classes ------------------------------------------------------- */
 #define HL_SMALL_MAX 32768u
-#define HL_NCLASSES 43
+#define HL_NCLASSES 40
 #define HL_MIN_BLOCK 16u
 #define HL_MAX_BATCH 64u
 

@@ -134,9 +134,53 @@ static void test_memalign(void)
 	ok(bad == 0, "hl_memalign(a, n) returns an a-aligned block of at least n bytes");
 }
 
+/* C17 (DR 445) and glibc: every block of 16 bytes or more is aligned for
+ * max_align_t (16 on x86_64), whatever its size; smaller ones for any type
+ * that fits. */
+static void test_max_align_every_size(void)
+{
+	size_t bad = 0;
+	for (size_t n = 1; n <= 1024 && !bad; n++) {
+		size_t want = n >= 16 ? 16 : n >= 8 ? 8 : 1;
+		void *p = hl_malloc(n);
+		if (!p || (uintptr_t)p % want)
+			bad = n;
+		hl_free(p);
+	}
+	ok(bad == 0, "hl_malloc(n) for n = 1..1024: every block of 16 B or more is 16-aligned (first bad: %zu)",
+	   bad);
+}
+
+/* The same through a region: hl_alloc and hl_alloc_aligned(n, 16). */
+static void test_region_align(void)
+{
+	hl_region_attr_t ra = { .struct_size = sizeof ra, .name = "align" };
+	hl_region_t *r = NULL;
+	int e = hl_region_create(&ra, &r);
+	hl_place_t pl = { .region = r, .node = -1 };
+	size_t bad_plain = 0, bad_16 = 0;
+	for (size_t n = 16; e == HL_OK && n <= 1024; n++) {
+		void *p = NULL, *q = NULL;
+		if (hl_alloc(n, &pl, 0, &p) != HL_OK || (uintptr_t)p % 16)
+			bad_plain = bad_plain ? bad_plain : n;
+		if (hl_alloc_aligned(n, 16, &pl, 0, &q) != HL_OK || (uintptr_t)q % 16)
+			bad_16 = bad_16 ? bad_16 : n;
+		hl_free(p);
+		hl_free(q);
+	}
+	ok(e == HL_OK && bad_plain == 0,
+	   "hl_alloc(n) in a region for n = 16..1024 is 16-aligned (first bad: %zu)", bad_plain);
+	ok(e == HL_OK && bad_16 == 0,
+	   "hl_alloc_aligned(n, 16) in a region for n = 16..1024 is 16-aligned (first bad: %zu)", bad_16);
+	if (r)
+		hl_region_delete(r);
+}
+
 int main(void)
 {
-	plan((MAX_LG + 1) + 1 + (MAX_LG - 2) + 3 + 1 + 2 + 1);
+	plan((MAX_LG + 1) + 1 + (MAX_LG - 2) + 3 + 1 + 2 + 1 + 3);
+	test_max_align_every_size();
+	test_region_align();
 	test_aligned_alloc_powers();
 	test_aligned_alloc_non_multiple();
 	test_posix_memalign_powers();

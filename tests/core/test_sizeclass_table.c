@@ -1,12 +1,13 @@
-/* Size classes: the table is monotone, every size maps to the smallest
- * class that holds it, rounding wastes at most 25% from 29 bytes up, and
- * superblock geometry fits the anchor's fields. */
+/* Size classes: the table is monotone, every class is a multiple of 16,
+ * every size maps to the smallest class that holds it, rounding wastes at
+ * most 25% from 64 bytes up, and superblock geometry fits the anchor's
+ * fields. */
 #include "base/base.h"
 #include "tap.h"
 
 int main(void)
 {
-	plan(7);
+	plan(8);
 	hl_ensure_init();
 
 	int mono = 1;
@@ -14,6 +15,13 @@ int main(void)
 		mono &= sc_table[c].size > sc_table[c - 1].size;
 	ok(mono && sc_table[HL_NCLASSES - 1].size == HL_SMALL_MAX,
 	   "classes strictly increase and end at 32 KiB");
+
+	unsigned odd = HL_NCLASSES;
+	for (unsigned c = 0; c < HL_NCLASSES && odd == HL_NCLASSES; c++)
+		if (sc_table[c].size % 16)
+			odd = c;
+	ok(odd == HL_NCLASSES, "every class is a multiple of 16 (max_align_t), first odd class: %u",
+	   odd);
 
 	int smallest = 1;
 	size_t bad = 0;
@@ -29,14 +37,14 @@ int main(void)
 
 	size_t worst = 0;
 	double worst_ratio = 0;
-	for (size_t s = 29; s <= HL_SMALL_MAX; s++) {
+	for (size_t s = 64; s <= HL_SMALL_MAX; s++) {
 		double r = (double)(sc_table[sc_of(s)].size - s) / (double)s;
 		if (r > worst_ratio) {
 			worst_ratio = r;
 			worst = s;
 		}
 	}
-	ok(worst_ratio <= 0.25, "rounding wastes at most 25%% from 29 bytes up (worst %.3f at %zu)",
+	ok(worst_ratio <= 0.25, "rounding wastes at most 25%% from 64 bytes up (worst %.3f at %zu)",
 	   worst_ratio, worst);
 
 	int geometry = 1, batches = 1;
