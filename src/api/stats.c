@@ -10,16 +10,14 @@
 
 #include "api/api.h"
 
-HL_EXPORT int hl_stats_get(hl_stats_t *st)
+HL_EXPORT int hl_stats_get(hl_stats_t *out)
 {
-	if (!st || st->struct_size < sizeof(hl_stats_t)) {
+	if (!hl_struct_out_ok(out)) {
 		errno = EINVAL;
 		return -1;
 	}
 	hl_ensure_init();
-	size_t sz = st->struct_size;
-	memset(st, 0, sizeof *st);
-	st->struct_size = sz;
+	hl_stats_t s = { .struct_size = sizeof s }, *st = &s;
 #define R(f) lf_load_relaxed(&hl_ctr.f)
 	st->bytes_reserved = R(reserved);
 	st->bytes_mapped = R(span_slots_used) * HL_SLOT_SIZE;
@@ -39,6 +37,7 @@ HL_EXPORT int hl_stats_get(hl_stats_t *st)
 	st->threads_live = R(threads_live);
 	st->heaps = sb_heap_count();
 #undef R
+	hl_struct_out(out, st, sizeof s);
 	return 0;
 }
 

@@ -142,6 +142,51 @@ static inline long sc_block_index(unsigned cls, size_t off)
 unsigned sc_class_aligned(size_t size, size_t align);
 void sc_init(void);
 
+/* ---- the struct_size rule (README, "Compatibility") -------------------- */
+/* A caller's struct may be shorter than ours (built against an older
+ * header, but no older than the first, min bytes: the fields it lacks
+ * read as zero) or longer (a newer header: accepted when every byte we do
+ * not know is zero).  Copies the caller's struct into ours (dst, full
+ * bytes); false when it cannot be read. */
+static inline bool hl_struct_in(void *dst, size_t full, const void *src, size_t min)
+{
+	size_t given;
+	if (!src)
+		return false;
+	__builtin_memcpy(&given, src, sizeof given);
+	if (given < min)
+		return false;
+	for (size_t i = full; i < given; i++)
+		if (((const unsigned char *)src)[i])
+			return false;
+	size_t n = given < full ? given : full;
+	__builtin_memset(dst, 0, full);
+	__builtin_memcpy(dst, src, n);
+	return true;
+}
+
+/* Copy our filled struct (src, full bytes) out to the caller's dst, up to
+ * its struct_size (kept as the caller set it): an output struct may be cut
+ * anywhere after its struct_size field. */
+static inline void hl_struct_out(void *dst, const void *src, size_t full)
+{
+	size_t given;
+	__builtin_memcpy(&given, dst, sizeof given);
+	size_t n = given < full ? given : full;
+	__builtin_memcpy((char *)dst + sizeof given, (const char *)src + sizeof given,
+			 n - sizeof given);
+}
+
+/* Whether the caller's struct at p (with a struct_size) can take output. */
+static inline bool hl_struct_out_ok(const void *p)
+{
+	size_t given;
+	if (!p)
+		return false;
+	__builtin_memcpy(&given, p, sizeof given);
+	return given >= sizeof(size_t);
+}
+
 /* ---- api/init.c (the listed exception) ---------------------------------- */
 extern HL_HIDDEN int hl_inited;
 void hl_init_slow(void);

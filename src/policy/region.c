@@ -17,11 +17,14 @@
  */
 #define _GNU_SOURCE
 #include <sched.h>
+#include <stddef.h>
 #include <string.h>
 
 #include "policy/policy.h"
 
 #define REGION_HUGE ((size_t)2 << 20)
+/* hl_region_attr_t as the first header had it: the least a caller gives. */
+#define REGION_ATTR_V1 (offsetof(hl_region_attr_t, notify_arg) + sizeof(void *))
 
 struct hl_region region_tab[HL_MAX_REGIONS];
 static __thread uint64_t region_pend_low, region_pend_high;
@@ -191,8 +194,6 @@ size_t region_sweep(sb_arena_t *a)
 
 static int region_attr_check(const hl_region_attr_t *at)
 {
-	if (!at || at->struct_size < sizeof(hl_region_attr_t))
-		return HL_EINVAL;
 	unsigned reach = at->reach ? at->reach : HL_REACH_SYS;
 	if (reach & ~REGION_REACH_ALL)
 		return HL_EINVAL;
@@ -219,9 +220,10 @@ static int region_attr_check(const hl_region_attr_t *at)
 	return HL_OK;
 }
 
-HL_EXPORT int hl_region_create(const hl_region_attr_t *at, hl_region_t **out)
+HL_EXPORT int hl_region_create(const hl_region_attr_t *user, hl_region_t **out)
 {
-	if (!out)
+	hl_region_attr_t attr, *at = &attr;
+	if (!out || !hl_struct_in(&attr, sizeof attr, user, REGION_ATTR_V1))
 		return HL_EINVAL;
 	int e = region_attr_check(at);
 	if (e)
@@ -384,16 +386,14 @@ HL_EXPORT const char *hl_region_name(const hl_region_t *r)
 	return region_handle_ok(r) ? r->name : NULL;
 }
 
-HL_EXPORT int hl_region_stats(const hl_region_t *r, hl_region_stats_t *st)
+HL_EXPORT int hl_region_stats(const hl_region_t *r, hl_region_stats_t *out)
 {
-	if (!region_handle_ok(r) || !st || st->struct_size < sizeof *st)
+	if (!region_handle_ok(r) || !hl_struct_out_ok(out))
 		return HL_EINVAL;
 	uint32_t s = lf_load_acquire(&r->state);
 	if (s == REGION_FREE || s == REGION_CREATING)
 		return HL_EINVAL;
-	size_t sz = st->struct_size;
-	memset(st, 0, sizeof *st);
-	st->struct_size = sz;
+	hl_region_stats_t stats = { .struct_size = sizeof stats }, *st = &stats;
 	st->capacity = r->bk->capacity;
 	if (r->id == 0) {
 		/* The default region: its superblocks and large blocks.  Its
@@ -412,5 +412,6 @@ HL_EXPORT int hl_region_stats(const hl_region_t *r, hl_region_stats_t *st)
 	st->frees = lf_load_relaxed(&r->frees);
 	st->events_low = lf_load_relaxed(&r->ev_low);
 	st->events_high = lf_load_relaxed(&r->ev_high);
+	hl_struct_out(out, st, sizeof stats);
 	return HL_OK;
 }

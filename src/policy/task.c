@@ -14,9 +14,13 @@
  * destroy from succeeding).
  */
 #define _GNU_SOURCE
+#include <stddef.h>
 #include <string.h>
 
 #include "policy/policy.h"
+
+/* hl_task_attr_t as the first header had it: the least a caller gives. */
+#define TASK_ATTR_V1 (offsetof(hl_task_attr_t, nregions) + sizeof(size_t))
 
 static struct hl_task task_default;
 static uint32_t task_ids;
@@ -108,9 +112,10 @@ static struct hl_task *task_recycle(void)
 	return NULL;
 }
 
-HL_EXPORT int hl_task_create(const hl_task_attr_t *at, hl_task_t **out)
+HL_EXPORT int hl_task_create(const hl_task_attr_t *user, hl_task_t **out)
 {
-	if (!out || !at || at->struct_size < sizeof(hl_task_attr_t) ||
+	hl_task_attr_t attr, *at = &attr;
+	if (!out || !hl_struct_in(&attr, sizeof attr, user, TASK_ATTR_V1) ||
 	    (at->nregions && !at->regions))
 		return HL_EINVAL;
 	hl_ensure_init();
@@ -205,30 +210,28 @@ HL_EXPORT int hl_task_destroy(hl_task_t *t)
 }
 
 HL_EXPORT int hl_task_stats(const hl_task_t *t, const hl_region_t *region,
-			    hl_task_stats_t *st)
+			    hl_task_stats_t *out)
 {
-	if (!task_ok(t) || !st || st->struct_size < sizeof *st ||
-	    (region && !region_handle_ok(region)))
+	if (!task_ok(t) || !hl_struct_out_ok(out) || (region && !region_handle_ok(region)))
 		return HL_EINVAL;
-	size_t sz = st->struct_size;
-	memset(st, 0, sizeof *st);
-	st->struct_size = sz;
+	hl_task_stats_t stats = { .struct_size = sizeof stats }, *st = &stats;
 	st->threads = lf_load_relaxed(&t->threads);
 	st->quota = t->budget.limit;
 	if (!region) {
 		st->bytes_backed = lf_load_relaxed(&t->budget.used);
 		st->bytes_live = lf_load_relaxed(&t->live_bytes);
 		st->blocks_live = lf_load_relaxed(&t->live_blocks);
-		return HL_OK;
+	} else {
+		sb_arena_t *a = t == &task_default && region->id == 0
+					? sb_arena(0)
+					: lf_load_acquire(&((struct hl_task *)t)->arena[region->id]);
+		if (a && lf_load_relaxed(&a->gen) == lf_load_acquire(&region->gen)) {
+			st->bytes_backed = lf_load_relaxed(&a->acct.backed);
+			st->bytes_live = lf_load_relaxed(&a->live_bytes);
+			st->blocks_live = lf_load_relaxed(&a->live_blocks);
+		}
 	}
-	sb_arena_t *a = t == &task_default && region->id == 0
-				? sb_arena(0)
-				: lf_load_acquire(&((struct hl_task *)t)->arena[region->id]);
-	if (a && lf_load_relaxed(&a->gen) == lf_load_acquire(&region->gen)) {
-		st->bytes_backed = lf_load_relaxed(&a->acct.backed);
-		st->bytes_live = lf_load_relaxed(&a->live_bytes);
-		st->blocks_live = lf_load_relaxed(&a->live_blocks);
-	}
+	hl_struct_out(out, st, sizeof stats);
 	return HL_OK;
 }
 
