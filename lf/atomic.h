@@ -40,6 +40,9 @@
 #define lf_cas_strong_acq_rel(p, expected, desired) \
 	__atomic_compare_exchange_n((p), (expected), (desired), false, \
 				    __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)
+#define lf_cas_weak_seq_cst(p, expected, desired) \
+	__atomic_compare_exchange_n((p), (expected), (desired), true, \
+				    __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)
 #define lf_cas_strong_seq_cst(p, expected, desired) \
 	__atomic_compare_exchange_n((p), (expected), (desired), false, \
 				    __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)

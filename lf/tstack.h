@@ -118,17 +118,23 @@ static inline uint32_t lf_tstack_pop_guarded(lf_tstack_t *s,
 		HL_HOOK("tstack_guard_read");
 		uint32_t next = lf_load_relaxed(link(ctx, top));
 		HL_HOOK("tstack_pop_read");
-		if (lf_cas_weak_acq_rel(&s->head, &old, lf_tstack_make(next, old)))
+		/* seq_cst: this unlink and another popper's hazard store and
+		 * re-read of the head are a store-buffering pair, which C11
+		 * orders only when both sides are seq_cst (acq_rel works on
+		 * x86 by accident of its hardware, not by the model). */
+		if (lf_cas_weak_seq_cst(&s->head, &old, lf_tstack_make(next, old)))
 			return top;
 	}
 }
 
-/* Take the whole stack at once; returns the first index (0 when empty). */
+/* Take the whole stack at once; returns the first index (0 when empty).
+ * seq_cst for the same reason as lf_tstack_pop_guarded: a sweeper that
+ * takes a partial list and retires from it unlinks against hazards. */
 static inline uint32_t lf_tstack_pop_all(lf_tstack_t *s)
 {
 	uint64_t old = lf_load_acquire(&s->head);
 	while (lf_tstack_head_index(old) != 0 &&
-	       !lf_cas_weak_acq_rel(&s->head, &old, lf_tstack_make(0, old)))
+	       !lf_cas_weak_seq_cst(&s->head, &old, lf_tstack_make(0, old)))
 		;
 	return lf_tstack_head_index(old);
 }

@@ -263,9 +263,13 @@ HL_EXPORT void *hl_realloc(void *p, size_t size)
 		return NULL;
 	}
 	size_t old = hl_usable_impl(p, "realloc");
-	/* A small block shrunk by at most half stays where it is. */
-	if (old <= HL_SMALL_MAX && size <= old && (size > old / 2 || old <= HL_MIN_BLOCK))
+	/* A small block shrunk by at most half stays where it is, unless it
+	 * is free: a block in the thread cache carries the free mark. */
+	if (old <= HL_SMALL_MAX && size <= old && (size > old / 2 || old <= HL_MIN_BLOCK)) {
+		if (HL_UNLIKELY(((uint64_t *)p)[1] == hl_key) && tc_in_thread_cache(p, sc_of(old)))
+			hl_fatal("realloc", p, HL_WHY_REALLOC_FREE);
 		return p;
+	}
 	int arena = arena_id_of(p);
 	if (HL_UNLIKELY(arena > 0)) {
 		/* It stays in its region. */

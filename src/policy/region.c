@@ -120,7 +120,10 @@ static void region_forget_events(const struct hl_region *r)
 void region_live(struct hl_region *r, sb_arena_t *a, int64_t bytes, int64_t blocks)
 {
 	lf_fetch_add_relaxed(&r->live_bytes, (uint64_t)bytes);
-	lf_fetch_add_relaxed(&r->live_blocks, (uint64_t)blocks);
+	/* A free pushed its block before it comes here: the release orders
+	 * that push before the count a delete reads (acquire) as "nothing
+	 * live, every superblock back in an arena". */
+	lf_fetch_add_acq_rel(&r->live_blocks, (uint64_t)blocks);
 	lf_fetch_add_relaxed(&a->live_bytes, (uint64_t)bytes);
 	lf_fetch_add_relaxed(&a->live_blocks, (uint64_t)blocks);
 	lf_fetch_add_relaxed(&a->task->live_bytes, (uint64_t)bytes);
@@ -278,10 +281,18 @@ HL_EXPORT int hl_region_delete(hl_region_t *region)
 	struct hl_region *r = region;
 	if (r->id == 0)
 		return HL_EPERM;   /* the default region is malloc's */
+	/* Refuse before closing: a refused delete changes nothing, not even
+	 * for a moment (allocations in the region go on meanwhile). */
+	uint32_t st = lf_load_acquire(&r->state);
+	if (st != REGION_ALIVE)
+		return st == REGION_DELETING || st == REGION_RESETTING ? HL_EBUSY : HL_EINVAL;
+	if (lf_load_acquire(&r->live_blocks))
+		return HL_EBUSY;
 	int e = region_quiesce(r, REGION_DELETING);
 	if (e)
 		return e;
 	if (lf_load_acquire(&r->live_blocks)) {
+		/* A block was allocated between the check and the close. */
 		lf_store_release(&r->state, (uint32_t)REGION_ALIVE);
 		return HL_EBUSY;
 	}

@@ -9,6 +9,7 @@
  * the expected text is the whole prefix of the line, pointer included.
  */
 #define _GNU_SOURCE
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -59,6 +60,33 @@ static void do_realloc(void *p)
 	(void)q;
 }
 
+/* realloc of a block that sits freed in the thread cache (a shrink that
+ * would keep it in place). */
+static void do_free_realloc(void *p)
+{
+	hl_free(p);
+	void *volatile q = hl_realloc(p, 60);
+	(void)q;
+}
+
+/* free(a); free(b); free(a) in a thread's first calls, on blocks another
+ * thread allocated. */
+static void *abafree_thread(void *arg)
+{
+	void **v = arg;
+	hl_free(v[0]);
+	hl_free(v[1]);
+	hl_free(v[0]);
+	return NULL;
+}
+
+static void do_free_aba_new_thread(void *arg)
+{
+	pthread_t t;
+	pthread_create(&t, NULL, abafree_thread, arg);
+	pthread_join(t, NULL);
+}
+
 /* Use after free: half of 5000 blocks of 48 bytes are freed and pushed
  * back into their superblocks (hl_trim drains the thread and transfer
  * caches; the superblocks stay, being half full).  Their first 16 bytes
@@ -87,7 +115,7 @@ static void do_use_after_free(void *arg)
 
 int main(void)
 {
-	plan(14);
+	plan(16);
 
 	int on_stack = 0;
 	tap_expect_abort(do_free, &on_stack, line("free", &on_stack, "invalid pointer"),
@@ -135,6 +163,13 @@ int main(void)
 			 "hl_malloc after freed blocks were overwritten aborts, naming malloc and a pointer");
 	tap_expect_abort(do_use_after_free, NULL, "written after free",
 			 "hl_malloc after freed blocks were overwritten aborts: (over)written after free");
+
+	char *r64 = hl_malloc(64);
+	tap_expect_abort(do_free_realloc, r64, line("realloc", r64, "block is already free"),
+			 "hl_realloc(p, 60) of a 64-byte block already freed into the thread cache aborts: realloc(PTR): block is already free");
+	void *ab[2] = { hl_malloc(64), hl_malloc(64) };
+	tap_expect_abort(do_free_aba_new_thread, ab, line("free", ab[0], "double free"),
+			 "free(a); free(b); free(a) as a new thread's first calls aborts: free(a): double free");
 
 	hl_free(s64);
 	hl_free(s4k);
