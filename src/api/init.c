@@ -7,24 +7,20 @@
  * thread, long before any other thread exists: the C library allocates
  * during its own start-up).  A thread that arrives while another is in
  * the middle of it waits for it: this is the one wait in heaplib, once per
- * process, before anything is allocated.
+ * process, before anything is allocated.  A child forked while a thread
+ * of its parent was initializing starts again on its own.
  */
 #define _GNU_SOURCE
+#include <unistd.h>
+
 #include "api/api.h"
 
 static __thread uint8_t hl_in_init HL_TLS;
+/* The process whose thread is initializing (0: nobody has begun). */
+static pid_t hl_init_pid;
 
-void hl_init_slow(void)
+static void hl_init_layers(void)
 {
-	int expect = 0;
-	if (!lf_cas_strong_acq_rel(&hl_inited, &expect, 1)) {
-		if (hl_in_init)
-			hl_fatal("malloc", NULL, "allocation during heaplib's own start-up");
-		while (lf_load_acquire(&hl_inited) != 2)
-			lf_cpu_relax();
-		return;
-	}
-	hl_in_init = 1;
 	/* base */
 	config_init();
 	sc_init();
@@ -45,6 +41,41 @@ void hl_init_slow(void)
 	thread_exit_register(THREAD_EXIT_CACHE, tc_thread_exit);
 	thread_exit_register(THREAD_EXIT_HAZARD, desc_hp_thread_exit);
 	bk_set_level_hook(region_level_changed);
+	thread_atfork_register(NULL, NULL, region_fork_child);
+}
+
+#ifdef HL_TEST_HOOKS
+/* Tests: pretend another process's thread began start-up. */
+pid_t hl_test_init_pid_set(pid_t pid);
+pid_t hl_test_init_pid_set(pid_t pid)
+{
+	return lf_exchange_acq_rel(&hl_init_pid, pid);
+}
+#endif
+
+void hl_init_slow(void)
+{
+	pid_t me = getpid();
+	for (;;) {
+		if (lf_load_acquire(&hl_inited) == 2)
+			return;
+		pid_t owner = lf_load_acquire(&hl_init_pid);
+		if (owner == 0 || owner != me) {
+			/* Nobody has begun, or the one who began is a thread of
+			 * the parent of this forked child: it will never finish
+			 * here, so this process begins again (nothing was handed
+			 * out before start-up ends). */
+			if (lf_cas_strong_acq_rel(&hl_init_pid, &owner, me))
+				break;
+			continue;
+		}
+		if (hl_in_init)
+			hl_fatal("malloc", NULL, "allocation during heaplib's own start-up");
+		lf_cpu_relax();
+	}
+	lf_store_release(&hl_inited, 1);
+	hl_in_init = 1;
+	hl_init_layers();
 	hl_in_init = 0;
 	lf_store_release(&hl_inited, 2);
 }

@@ -43,6 +43,7 @@ void hl_write_err(const char *msg);
 #define HL_WHY_FREE_TWICE "double free (block freed twice)"
 #define HL_WHY_FREE_OVERCOUNT "double free (superblock has more free blocks than it holds)"
 #define HL_WHY_FREE_LARGE "double free (large block freed twice at once)"
+#define HL_WHY_INHERITED "block of a region shared with the parent process (a fork child may not free it)"
 #define HL_WHY_REALLOC_FREE "block is already free (it is in the thread cache)"
 #define HL_WHY_LINK "free-list link overwritten after free (index out of range)"
 #define HL_WHY_WRITTEN "block written after free"

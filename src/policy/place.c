@@ -98,6 +98,8 @@ void place_free_small(void *p, uint64_t w, const char *call)
 	if (((uint64_t *)p)[1] == hl_key)
 		hl_fatal(call, p, HL_WHY_FREE_FREE);
 	struct hl_region *r = region_at(a->region);
+	if (HL_UNLIKELY(lf_load_relaxed(&r->inherited)))
+		hl_fatal(call, p, HL_WHY_INHERITED);
 	size_t size = sc_table[cls].size;
 	if (r->bk->secure)
 		memset(p, 0, size);
@@ -181,6 +183,8 @@ static int place_try(struct hl_task *t, size_t size, size_t align,
 			p = dflt(size, align);
 			if (p && (flags & HL_ZERO))
 				memset(p, 0, size);
+		} else if (lf_load_relaxed(&r->inherited)) {
+			err = HL_EPERM;   /* a fork child's view of the parent's heap */
 		} else {
 			if (region_enter(r) && place_qualifies(r, t, need, secure)) {
 				sb_arena_t *a = task_arena(t, r);
@@ -256,6 +260,8 @@ void *place_realloc(void *p, unsigned arena, size_t old, size_t size)
 	 * allocated under. */
 	hl_desc_t *d = place_desc_of(p);
 	uint32_t need = d ? lf_load_relaxed(&d->need) : place_need_of(0, 0);
+	if (HL_UNLIKELY(lf_load_relaxed(&r->inherited)))
+		hl_fatal("realloc", p, HL_WHY_INHERITED);
 	if (region_enter(r))
 		q = place_alloc_in(r, a, size, 0, 0, need, &err);
 	region_leave(r);

@@ -48,6 +48,7 @@ struct hl_region {
 	uint64_t live_bytes, live_blocks, allocs, frees;
 	uint64_t ev_low, ev_high;
 	uint32_t below_low;
+	uint32_t inherited;           /* fork child: a shared heap the parent manages */
 } lf_cacheline_aligned;
 
 struct hl_task {
@@ -80,6 +81,9 @@ void region_live(struct hl_region *r, sb_arena_t *a, int64_t bytes, int64_t bloc
 void region_large_freed(unsigned arena, void *p, size_t len);
 /* Sweep a region arena (trim), inside the region's teardown handshake. */
 size_t region_sweep(sb_arena_t *a);
+/* Fork child step (registered at start): no thread of the parent is
+ * inside a region any more, and a memfd region's heap is the parent's. */
+void region_fork_child(void);
 /* Registered at start (api/init.c) as mem/backing.c's level hook. */
 void region_level_changed(bk_t *bk);
 /* Tell the calling thread's pending watermark crossings (outside every

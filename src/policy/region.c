@@ -193,6 +193,23 @@ size_t region_sweep(sb_arena_t *a)
 	return n;
 }
 
+/* ---- fork --------------------------------------------------------------- */
+
+void region_fork_child(void)
+{
+	for (uint32_t i = 0; i < HL_MAX_REGIONS; i++) {
+		struct hl_region *r = &region_tab[i];
+		/* Allocations that parent threads had in flight never end
+		 * here: a delete or reset in the child must not wait for them. */
+		lf_store_relaxed(&r->inflight, 0);
+		/* A memfd region's pages are shared with the parent, which
+		 * goes on allocating and freeing in them: two processes must
+		 * never manage one heap, so the child keeps its hands off. */
+		if (lf_load_relaxed(&r->state) == REGION_ALIVE && r->bk->kind == HL_BACKING_MEMFD)
+			lf_store_relaxed(&r->inherited, 1u);
+	}
+}
+
 /* ---- create ------------------------------------------------------------- */
 
 static int region_attr_check(const hl_region_attr_t *at)
@@ -255,6 +272,7 @@ HL_EXPORT int hl_region_create(const hl_region_attr_t *user, hl_region_t **out)
 	r->live_bytes = r->live_blocks = 0;
 	r->allocs = r->frees = r->ev_low = r->ev_high = 0;
 	r->below_low = 0;
+	r->inherited = 0;
 	e = bk_setup(r->bk, at->backing, at->capacity, at->secure, at->buffer, r->name);
 	if (e) {
 		lf_store_release(&r->state, (uint32_t)REGION_FREE);
@@ -288,6 +306,17 @@ HL_EXPORT int hl_region_delete(hl_region_t *region)
 		return st == REGION_DELETING || st == REGION_RESETTING ? HL_EBUSY : HL_EINVAL;
 	if (lf_load_acquire(&r->live_blocks))
 		return HL_EBUSY;
+	if (lf_load_relaxed(&r->inherited)) {
+		/* The parent's heap: the child gives up its view of it (its
+		 * mapping and descriptor), and touches none of its pages. */
+		if (region_quiesce(r, REGION_DELETING) != HL_OK)
+			return HL_EBUSY;
+		bk_release(r->bk);
+		lf_fetch_add_relaxed(&r->gen, 1u);
+		region_forget_events(r);
+		lf_store_release(&r->state, (uint32_t)REGION_FREE);
+		return HL_OK;
+	}
 	int e = region_quiesce(r, REGION_DELETING);
 	if (e)
 		return e;
@@ -354,8 +383,8 @@ HL_EXPORT int hl_region_reset(hl_region_t *region)
 	if (!region_handle_ok(region))
 		return HL_EINVAL;
 	struct hl_region *r = region;
-	if (r->id == 0)
-		return HL_EPERM;
+	if (r->id == 0 || lf_load_relaxed(&r->inherited))
+		return HL_EPERM;   /* malloc's region; the parent's shared heap */
 	int e = region_quiesce(r, REGION_RESETTING);
 	if (e)
 		return e;
