@@ -16,6 +16,7 @@
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -134,6 +135,12 @@ void bk_span_put(hl_account_t *ac, char *base, uint32_t span, unsigned order)
 		if (bk->kind == HL_BACKING_MEMFD)
 			fallocate(bk->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
 				  (off_t)(base - bk->pool), (off_t)bytes);
+		else if (bk->secure)
+			/* A secure buffer or huge-page span keeps its pages: no
+			 * block of the next owner may read this one's bytes
+			 * (a reset drops blocks that were never freed, and so
+			 * never wiped). */
+			memset(base, 0, bytes);
 		lf_tstack_push(&bk->pool_free[order], first + 1,
 			       &pm_lookup(base)->link);
 	} else {
@@ -148,11 +155,16 @@ void bk_span_put(hl_account_t *ac, char *base, uint32_t span, unsigned order)
 
 /* ---- pools: setup and release ------------------------------------------- */
 
-void bk_release(bk_t *bk)
+/* Undo a pool: its pages unlocked and unmapped (a user's buffer only
+ * unlocked), its descriptor closed; with records, its slot records are
+ * forgotten too (not when setup failed before they were installed: the
+ * range may hold records that are not the pool's). */
+static void bk_unmake(bk_t *bk, bool records)
 {
 	if (!bk->pool)
 		return;
-	pm_forget(bk->pool, bk->pool_len);
+	if (records)
+		pm_forget(bk->pool, bk->pool_len);
 	if (bk->secure)
 		os_unlock(bk->pool, bk->pool_len);
 	if (bk->kind != HL_BACKING_BUFFER)
@@ -160,8 +172,41 @@ void bk_release(bk_t *bk)
 	if (bk->fd >= 0)
 		close(bk->fd);
 	bk->fd = -1;
-	bk->pool = NULL;
+	lf_store_seq_cst(&bk->pool, (char *)NULL);
 	bk->pool_len = 0;
+}
+
+void bk_release(bk_t *bk)
+{
+	bk_unmake(bk, true);
+}
+
+/* A user's buffer may back one region only, and never memory heaplib
+ * manages itself.  Its range is published (seq_cst) before the others are
+ * read (seq_cst), so of two regions made over one buffer at once at least
+ * one sees the other and refuses. */
+static bool bk_buffer_claim(bk_t *bk, char *p, size_t len)
+{
+	uintptr_t a = (uintptr_t)p, e = a + len;
+	size_t sz;
+	uintptr_t st;
+	if (large_lookup(p, &sz, &st) != 0)
+		return false;   /* a large block heaplib handed out */
+	lf_store_seq_cst(&bk->pool_len, len);
+	lf_store_seq_cst(&bk->pool, p);
+	for (uint32_t i = 0; i < HL_MAX_REGIONS; i++) {
+		bk_t *o = &bk_tab[i];
+		if (o == bk)
+			continue;
+		uintptr_t oa = (uintptr_t)lf_load_seq_cst(&o->pool);
+		uintptr_t oe = oa + lf_load_seq_cst(&o->pool_len);
+		if (oa && oa < e && a < oe) {
+			lf_store_seq_cst(&bk->pool, (char *)NULL);
+			lf_store_relaxed(&bk->pool_len, (size_t)0);
+			return false;
+		}
+	}
+	return true;
 }
 
 /* A memfd of len bytes mapped shared at a 64 KiB-aligned address. */
@@ -210,6 +255,8 @@ int bk_setup(bk_t *bk, hl_backing_t kind, uint64_t capacity, int secure,
 		break;
 	case HL_BACKING_BUFFER:
 		p = buffer;
+		if (!bk_buffer_claim(bk, p, len))
+			return HL_EINVAL;
 		break;
 	default:
 		return HL_OK;
@@ -221,12 +268,12 @@ int bk_setup(bk_t *bk, hl_backing_t kind, uint64_t capacity, int secure,
 		lf_tstack_init(&bk->pool_free[o]);
 	if (!pm_map_foreign(p, len)) {
 		bk->secure = 0;   /* nothing is locked yet */
-		bk_release(bk);
+		bk_unmake(bk, false);
 		return HL_EINVAL;
 	}
 	if (bk->secure && !os_lock(p, len)) {
 		bk->secure = 0;
-		bk_release(bk);
+		bk_unmake(bk, true);
 		return HL_EPERM;
 	}
 	return HL_OK;

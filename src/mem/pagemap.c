@@ -192,6 +192,10 @@ bool pm_map_foreign(char *base, size_t len)
 		return false;
 	for (uintptr_t c = a >> HL_CHUNK_SHIFT; c <= (end - 1) >> HL_CHUNK_SHIFT; c++) {
 		pm_slot_t *recs = lf_load_acquire(&pm_chunkmap[c]);
+		/* One of our own chunks keeps its records at its base: memory
+		 * heaplib carves itself is never a pool's. */
+		if ((uintptr_t)recs == c << HL_CHUNK_SHIFT)
+			return false;
 		if (recs)
 			continue;
 		pm_slot_t *mine = os_map(PM_REC_BYTES);
@@ -199,6 +203,8 @@ bool pm_map_foreign(char *base, size_t len)
 			return false;
 		if (!lf_cas_strong_acq_rel(&pm_chunkmap[c], &recs, mine)) {
 			os_unmap(mine, PM_REC_BYTES);
+			if ((uintptr_t)recs == c << HL_CHUNK_SHIFT)
+				return false;
 			continue;
 		}
 		uint32_t i = lf_fetch_add_relaxed(&pm_nforeign, 1u);

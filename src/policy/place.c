@@ -139,7 +139,11 @@ static bool place_qualifies(struct hl_region *r, const struct hl_task *t, unsign
 {
 	return (lf_load_relaxed(&r->reach) & need) == need &&
 	       (!secure || lf_load_relaxed(&r->bk->secure)) &&
-	       (t->allowed & ((uint64_t)1 << r->id));
+	       (t->allowed & ((uint64_t)1 << r->id)) &&
+	       /* A permission is for a region, not for its slot: a region
+	        * created later in the same slot is another one. */
+	       (!t->some_regions ||
+		lf_load_relaxed(&t->allowed_gen[r->id]) == lf_load_relaxed(&r->gen));
 }
 
 static unsigned place_candidates(struct hl_task *t, unsigned need, bool secure,

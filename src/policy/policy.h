@@ -58,6 +58,8 @@ struct hl_task {
 	hl_budget_t budget;           /* bytes backed for it, and its quota */
 	int secure;
 	uint64_t allowed;             /* bit per region id */
+	bool some_regions;            /* allowed was a list: check allowed_gen */
+	uint32_t allowed_gen[HL_MAX_REGIONS];  /* each allowed region's life */
 	sb_arena_t *arena[HL_MAX_REGIONS];
 	uint64_t threads, live_bytes, live_blocks;
 };

@@ -120,9 +120,13 @@ HL_EXPORT int hl_task_create(const hl_task_attr_t *user, hl_task_t **out)
 		return HL_EINVAL;
 	hl_ensure_init();
 	uint64_t allowed = at->regions ? 0 : ~(uint64_t)0;
+	uint32_t gen[HL_MAX_REGIONS];
 	for (size_t i = 0; i < at->nregions; i++) {
 		const hl_region_t *r = at->regions[i];
-		if (!region_handle_ok(r) || lf_load_acquire(&r->state) != REGION_ALIVE)
+		if (!region_handle_ok(r))
+			return HL_EINVAL;
+		gen[r->id] = lf_load_acquire(&r->gen);
+		if (lf_load_acquire(&r->state) != REGION_ALIVE)
 			return HL_EINVAL;
 		allowed |= (uint64_t)1 << r->id;
 	}
@@ -144,6 +148,10 @@ HL_EXPORT int hl_task_create(const hl_task_attr_t *user, hl_task_t **out)
 	t->budget.limit = at->quota;
 	t->secure = at->secure != 0;
 	t->allowed = allowed;
+	t->some_regions = at->regions != NULL;
+	for (uint32_t id = 0; id < HL_MAX_REGIONS; id++)
+		lf_store_relaxed(&t->allowed_gen[id],
+				 allowed & ((uint64_t)1 << id) && t->some_regions ? gen[id] : 0u);
 	if (fresh)
 		lf_store_release(&t->id, lf_fetch_add_relaxed(&task_ids, 1u) + 1);
 	lf_store_release(&t->state, (uint32_t)TASK_ALIVE);

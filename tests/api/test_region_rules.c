@@ -531,6 +531,111 @@ static void test_watermarks(void)
 	hl_region_delete(ev_region);
 }
 
+/* A buffer region's rules: one region per buffer, never heaplib's own
+ * memory; a secure one is wiped by reset and given back to core dumps at
+ * delete. */
+static void test_buffer_rules(void)
+{
+	size_t blen = 256 << 10;
+	char *raw = mmap(NULL, blen + 65536, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	char *buf = (char *)(((uintptr_t)raw + 65535) & ~(uintptr_t)65535);
+	hl_region_attr_t a = attr();
+	a.backing = HL_BACKING_BUFFER;
+	a.buffer = buf;
+	a.capacity = blen;
+	a.secure = 1;
+	hl_region_t *r = NULL, *r2 = NULL;
+	if (!ok(hl_region_create(&a, &r) == HL_OK, "a secure region on a 256 KiB buffer")) {
+		munmap(raw, blen + 65536);
+		return;
+	}
+	hl_region_attr_t b = a;
+	b.secure = 0;
+	ok(hl_region_create(&b, &r2) == HL_EINVAL && !r2,
+	   "a second region on the same buffer is HL_EINVAL");
+	b.buffer = buf + 65536;
+	b.capacity = 64 << 10;
+	r2 = NULL;
+	ok(hl_region_create(&b, &r2) == HL_EINVAL && !r2,
+	   "a region on a buffer overlapping another region's is HL_EINVAL");
+
+	int err;
+	char *p = in(r, 100, 0, &err);
+	if (p)
+		memset(p, 's', 100);
+	ok(p && hl_region_reset(r) == HL_OK, "a block of the secure buffer region, then a reset");
+	int wiped = p != NULL;
+	for (int i = 0; p && i < 100; i++)
+		wiped &= p[i] == 0;
+	ok(wiped, "the reset wiped the block's bytes (no next owner reads them)");
+
+	char fl[256] = "";
+	ok(vmflags_of(buf, fl, sizeof fl) && strstr(fl, " dd"),
+	   "while the region lives its buffer is out of core dumps (VmFlags:%s)", fl);
+	ok(hl_region_delete(r) == HL_OK, "the secure buffer region is deleted");
+	fl[0] = 0;
+	ok(vmflags_of(buf, fl, sizeof fl) && !strstr(fl, " dd"),
+	   "after delete the buffer is the caller's again, in core dumps too (VmFlags:%s)", fl);
+	munmap(raw, blen + 65536);
+
+	/* A 64 KiB-aligned small block is heaplib's own memory. */
+	void *blk[64];
+	char *own = NULL;
+	for (int i = 0; i < 64; i++) {
+		blk[i] = hl_malloc(32768);
+		if (!own && blk[i] && ((uintptr_t)blk[i] & 65535) == 0)
+			own = blk[i];
+	}
+	b = attr();
+	b.backing = HL_BACKING_BUFFER;
+	b.buffer = own;
+	b.capacity = 64 << 10;
+	r2 = NULL;
+	ok(own && hl_region_create(&b, &r2) == HL_EINVAL && !r2,
+	   "a region on memory inside heaplib's own superblocks is HL_EINVAL");
+	for (int i = 0; i < 64; i++)
+		hl_free(blk[i]);
+}
+
+/* A task's permission is for the region it named, not for the slot of
+ * the region table that region had. */
+static hl_task_t *perm_task;
+static hl_region_t *perm_new;
+static int perm_result;
+
+static void *perm_thread(void *arg)
+{
+	(void)arg;
+	hl_task_join(perm_task);
+	hl_place_t pl = { .region = perm_new, .node = -1 };
+	void *p = NULL;
+	perm_result = hl_alloc(64, &pl, 0, &p);
+	hl_free(p);
+	hl_task_join(NULL);
+	return NULL;
+}
+
+static void test_permission_follows_region(void)
+{
+	hl_region_attr_t a = attr();
+	hl_region_t *old = NULL;
+	hl_region_create(&a, &old);
+	hl_task_attr_t ta = { .struct_size = sizeof ta, .name = "only-old",
+			      .regions = (hl_region_t *const[]){ old }, .nregions = 1 };
+	int e = hl_task_create(&ta, &perm_task);
+	hl_region_delete(old);
+	hl_region_create(&a, &perm_new);   /* the first free slot: old's */
+	pthread_t t;
+	pthread_create(&t, NULL, perm_thread, NULL);
+	pthread_join(t, NULL);
+	ok(e == HL_OK && perm_new == old && perm_result == HL_ENOREGION,
+	   "a task allowed a deleted region may not allocate in the region made after it in its slot (%s)",
+	   hl_strerror((hl_error_t)perm_result));
+	hl_task_destroy(perm_task);
+	hl_region_delete(perm_new);
+}
+
 int main(void)
 {
 	plan_no_plan();
@@ -543,5 +648,7 @@ int main(void)
 	test_memlock();
 	test_realloc_align();
 	test_watermarks();
+	test_buffer_rules();
+	test_permission_follows_region();
 	return done_testing();
 }
