@@ -73,24 +73,110 @@ void bk_unreserve(hl_account_t *ac, uint64_t n)
 
 /* ---- spans -------------------------------------------------------------- */
 
-static uint32_t *bk_pool_link(void *ctx, uint32_t idx)
+/* The slot record of a pool's slot: pools have records for every slot
+ * from setup on. */
+static pm_slot_t *bk_rec(bk_t *bk, uint32_t slot)
 {
-	bk_t *bk = ctx;
-	return &pm_lookup(bk->pool + ((size_t)(idx - 1) << HL_SLOT_SHIFT))->link;
+	pm_slot_t *rec = pm_lookup(bk->pool + ((size_t)slot << HL_SLOT_SHIFT));
+	if (!rec)
+		__builtin_unreachable();
+	return rec;
 }
 
+static uint32_t *bk_pool_link(void *ctx, uint32_t idx)
+{
+	return &bk_rec(ctx, idx - 1)->link;
+}
+
+static char *bk_slot_addr(bk_t *bk, uint32_t slot)
+{
+	return bk->pool + ((size_t)slot << HL_SLOT_SHIFT);
+}
+
+/* Hand the free run [slot, slot + n) to the pool's stacks, cut greedily
+ * into spans of 8, 4, 2 and 1 slots (a pool's spans need no alignment
+ * beyond the slot's). */
+static void bk_pool_give(bk_t *bk, uint32_t slot, uint32_t n)
+{
+	while (n) {
+		unsigned o = HL_SPAN_ORDERS - 1;
+		while ((1u << o) > n)
+			o--;
+		lf_tstack_push(&bk->pool_free[o], slot + 1, &bk_rec(bk, slot)->link);
+		slot += 1u << o;
+		n -= 1u << o;
+	}
+}
+
+/* Merge: take every free span of the pool (popping a whole stack makes us
+ * its spans' owner; spans freed meanwhile wait on the stacks), mark their
+ * slots, and give them back as the longest runs they form.  Lock-free:
+ * nobody waits for a regroup, they only find fewer spans while it runs. */
+static void bk_pool_regroup(bk_t *bk)
+{
+	uint32_t total = (uint32_t)(bk->pool_len >> HL_SLOT_SHIFT);
+	size_t words = ((size_t)total + 63) / 64;
+	uint64_t local[128], *bits = local;
+	if (words > sizeof local / sizeof local[0]) {
+		bits = os_map(words * sizeof *bits);
+		if (!bits)
+			return;   /* no room to merge: the split path still works */
+	} else {
+		for (size_t w = 0; w < words; w++)
+			local[w] = 0;
+	}
+	bool any = false;
+	for (unsigned o = 0; o < HL_SPAN_ORDERS; o++) {
+		uint32_t idx = lf_tstack_pop_all(&bk->pool_free[o]);
+		while (idx) {
+			uint32_t next = lf_load_relaxed(bk_pool_link(bk, idx));
+			for (uint32_t k = 0; k < (1u << o); k++)
+				bits[(idx - 1 + k) / 64] |= (uint64_t)1 << ((idx - 1 + k) % 64);
+			any = true;
+			idx = next;
+		}
+	}
+	for (uint32_t s = 0; any && s < total;) {
+		if (!(bits[s / 64] >> (s % 64) & 1)) {
+			s++;
+			continue;
+		}
+		uint32_t e = s;
+		while (e < total && bits[e / 64] >> (e % 64) & 1)
+			e++;
+		bk_pool_give(bk, s, e - s);
+		s = e;
+	}
+	if (bits != local)
+		os_unmap(bits, words * sizeof *bits);
+}
+
+/* A span of (1 << order) slots: a free one of that size, the untouched
+ * tail, a bigger free one split (the rest goes back), or, once, all free
+ * spans merged and then those again. */
 static char *bk_pool_take(bk_t *bk, unsigned order)
 {
-	uint32_t idx = lf_tstack_pop(&bk->pool_free[order], bk_pool_link, bk);
-	if (idx)
-		return bk->pool + ((size_t)(idx - 1) << HL_SLOT_SHIFT);
 	uint32_t n = 1u << order, total = (uint32_t)(bk->pool_len >> HL_SLOT_SHIFT);
-	uint32_t cur = lf_load_relaxed(&bk->pool_next);
-	do {
-		if (cur + n > total)
-			return NULL;
-	} while (!lf_cas_weak_acq_rel(&bk->pool_next, &cur, cur + n));
-	return bk->pool + ((size_t)cur << HL_SLOT_SHIFT);
+	for (int pass = 0; pass < 2; pass++) {
+		uint32_t idx = lf_tstack_pop(&bk->pool_free[order], bk_pool_link, bk);
+		if (idx)
+			return bk_slot_addr(bk, idx - 1);
+		uint32_t cur = lf_load_relaxed(&bk->pool_next);
+		while (cur + n <= total) {
+			if (lf_cas_weak_acq_rel(&bk->pool_next, &cur, cur + n))
+				return bk_slot_addr(bk, cur);
+		}
+		for (unsigned o = order + 1; o < HL_SPAN_ORDERS; o++) {
+			idx = lf_tstack_pop(&bk->pool_free[o], bk_pool_link, bk);
+			if (idx) {
+				bk_pool_give(bk, idx - 1 + n, (1u << o) - n);
+				return bk_slot_addr(bk, idx - 1);
+			}
+		}
+		if (pass == 0)
+			bk_pool_regroup(bk);
+	}
+	return NULL;
 }
 
 char *bk_span_get(hl_account_t *ac, unsigned order, uint32_t *span, int *err)

@@ -636,6 +636,45 @@ static void test_permission_follows_region(void)
 	hl_region_delete(perm_new);
 }
 
+/* A pool's spans are split for smaller superblocks and merged again for
+ * bigger ones: an empty 256 KiB pool that held one 32 KiB block serves
+ * 8 KiB blocks, and then 32 KiB ones again. */
+static void test_pool_split_merge(void)
+{
+	size_t blen = 256 << 10;
+	char *raw = mmap(NULL, blen + 65536, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	char *buf = (char *)(((uintptr_t)raw + 65535) & ~(uintptr_t)65535);
+	hl_region_attr_t a = attr();
+	a.backing = HL_BACKING_BUFFER;
+	a.buffer = buf;
+	a.capacity = blen;
+	hl_region_t *r = NULL;
+	if (!ok(hl_region_create(&a, &r) == HL_OK, "a 256 KiB buffer pool")) {
+		munmap(raw, blen + 65536);
+		return;
+	}
+	int err;
+	void *big = in(r, 32768, 0, &err);
+	ok(big != NULL, "holds a 32 KiB block (its superblock is the whole pool)");
+	hl_free(big);
+	hl_region_reset(r);
+	void *small[8];
+	int got = 0;
+	for (int i = 0; i < 8; i++)
+		got += (small[i] = in(r, 8192, 0, &err)) != NULL;
+	ok(got == 8, "emptied, it serves 8 KiB blocks from the split span (%d of 8)", got);
+	for (int i = 0; i < 8; i++)
+		hl_free(small[i]);
+	hl_region_reset(r);
+	big = in(r, 32768, 0, &err);
+	ok(big != NULL, "emptied again, its split spans merge for a 32 KiB block (%s)",
+	   big ? "ok" : hl_strerror((hl_error_t)err));
+	hl_free(big);
+	hl_region_delete(r);
+	munmap(raw, blen + 65536);
+}
+
 int main(void)
 {
 	plan_no_plan();
@@ -649,6 +688,7 @@ int main(void)
 	test_realloc_align();
 	test_watermarks();
 	test_buffer_rules();
+	test_pool_split_merge();
 	test_permission_follows_region();
 	return done_testing();
 }
