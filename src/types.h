@@ -202,6 +202,7 @@ typedef struct sb_arena {
 	uint32_t gen;             /* the region's generation when created */
 	struct hl_task *task;
 	hl_account_t acct;
+	uint32_t last_ms;         /* region arenas: last allocation (decay) */
 	/* accounting, relaxed atomics */
 	uint64_t live_bytes, live_blocks, superblocks;
 } sb_arena_t;

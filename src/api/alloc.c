@@ -27,6 +27,9 @@ static HL_NOINLINE void *hl_alloc_slow(size_t size)
 		p = large_alloc(size, 0, false);
 	if (HL_UNLIKELY(!p))
 		errno = ENOMEM;
+	/* A decay tick on this path may have given a region's pages back:
+	 * its watermark events are told now, the call's work done. */
+	region_fire_events();
 	return p;
 }
 
@@ -95,7 +98,10 @@ static HL_NOINLINE void hl_free_small_slow(void *p, unsigned cls, const char *ca
 			return;
 		}
 	}
+	int saved = errno;
 	tc_free_slow(p, cls);
+	region_fire_events();   /* as in hl_alloc_slow */
+	errno = saved;
 }
 
 /* Every way out of the fast path is a tail call, so it needs no frame;

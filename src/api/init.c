@@ -41,6 +41,7 @@ static void hl_init_layers(void)
 	thread_exit_register(THREAD_EXIT_CACHE, tc_thread_exit);
 	thread_exit_register(THREAD_EXIT_HAZARD, desc_hp_thread_exit);
 	bk_set_level_hook(region_level_changed);
+	decay_set_sweep_hook(region_decay);
 	thread_atfork_register(NULL, NULL, region_fork_child);
 }
 

@@ -89,6 +89,9 @@ void tc_attach(void);
 /* Cheap clock check on slow paths: every quarter of HEAPLIB_DECAY_MS, one
  * caller purges what has been unused that long. */
 void decay_tick(void);
+/* Registered hook, called by decay_tick with the clock: the regions'
+ * arenas unused for HEAPLIB_DECAY_MS give back their empty superblocks. */
+void decay_set_sweep_hook(void (*fn)(uint32_t now));
 /* Purge everything cached now (trim); returns the bytes given back. */
 size_t decay_purge_all(void);
 

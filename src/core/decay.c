@@ -3,7 +3,9 @@
  * and cached large mappings (mem/large.c) stay warm for HEAPLIB_DECAY_MS
  * after they were last used, because a page fault costs more here than
  * keeping a page (DESIGN.md section 3); what and how to purge is theirs,
- * when is this file's.
+ * when is this file's.  Regions' empty superblocks go back on the same
+ * clock, through a hook policy/region.c registers at start (their sweep
+ * runs inside each region's teardown handshake).
  *
  * Concurrency: decay_tick may run in any number of threads; one of them
  * wins the CAS on the next purge time and purges, the others go on.
@@ -11,6 +13,12 @@
 #include "core/core.h"
 
 static uint32_t decay_next_ms;
+static void (*decay_sweep_hook)(uint32_t now);
+
+void decay_set_sweep_hook(void (*fn)(uint32_t now))
+{
+	decay_sweep_hook = fn;
+}
 
 void decay_tick(void)
 {
@@ -23,6 +31,8 @@ void decay_tick(void)
 		return;
 	pm_purge(false);
 	large_trim(false);
+	if (decay_sweep_hook)
+		decay_sweep_hook(now);
 }
 
 size_t decay_purge_all(void)

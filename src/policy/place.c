@@ -61,6 +61,7 @@ static void *place_alloc_in(struct hl_region *r, sb_arena_t *a, size_t size,
 	unsigned cls = size <= HL_SMALL_MAX && align <= HL_SMALL_MAX
 			       ? sc_class_aligned(size, align) : HL_NCLASSES;
 	void *p = NULL;
+	lf_store_relaxed(&a->last_ms, os_now_ms());   /* for decay */
 	if (cls < HL_NCLASSES) {
 		if (sb_alloc_batch_err(a, 0, cls, &p, 1, err) != 1)
 			return NULL;
@@ -106,6 +107,7 @@ void place_free_small(void *p, uint64_t w, const char *call)
 	int saved = errno;
 	sb_free_batch(cls, &p, 1, call);
 	region_live(r, a, -(int64_t)size, -1);
+	decay_tick();
 	region_fire_events();
 	errno = saved;
 }
@@ -227,6 +229,7 @@ int place_alloc(size_t size, size_t align, const hl_place_t *place,
 				      place ? place->region : NULL, cand);
 	if (!n)
 		return HL_ENOREGION;
+	decay_tick();
 	int e = place_try(t, size, align, flags, need, secure, cand, n, out, dflt);
 	if (e == HL_ENOMEM && place_fail_hook && place_fail_hook(size, align, need, flags))
 		e = place_try(t, size, align, flags, need, secure, cand, n, out, dflt);

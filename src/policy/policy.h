@@ -83,6 +83,9 @@ void region_live(struct hl_region *r, sb_arena_t *a, int64_t bytes, int64_t bloc
 void region_large_freed(unsigned arena, void *p, size_t len);
 /* Sweep a region arena (trim), inside the region's teardown handshake. */
 size_t region_sweep(sb_arena_t *a);
+/* Decay's sweep hook (registered at start): every region arena unused
+ * for HEAPLIB_DECAY_MS gives back its empty superblocks. */
+void region_decay(uint32_t now);
 /* Fork child step (registered at start): no thread of the parent is
  * inside a region any more, and a memfd region's heap is the parent's. */
 void region_fork_child(void);

@@ -193,6 +193,18 @@ size_t region_sweep(sb_arena_t *a)
 	return n;
 }
 
+void region_decay(uint32_t now)
+{
+	uint32_t na = lf_load_acquire(&sb_narenas);
+	for (uint32_t i = 1; i < na && i < HL_MAX_ARENAS; i++) {
+		sb_arena_t *a = sb_arena(i);
+		if (!a || !lf_load_relaxed(&a->superblocks) ||
+		    now - lf_load_relaxed(&a->last_ms) < hl_config.decay_ms)
+			continue;
+		region_sweep(a);
+	}
+}
+
 /* ---- fork --------------------------------------------------------------- */
 
 void region_fork_child(void)
