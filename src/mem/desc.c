@@ -124,6 +124,20 @@ static hl_desc_t *desc_init_one(uint32_t pg, int bit)
 	return d;
 }
 
+/* A page never used before, or -1 when the arena has none left.  The
+ * count moves only when the bound allows it: a failed attempt leaves no
+ * trace, so the count never passes HL_DESC_PAGES (a fetch-add would,
+ * once per failure, and wrap back onto page 0 after 2^32 of them). */
+static int64_t desc_page_new(void)
+{
+	uint32_t n = lf_load_relaxed(&desc_npages);
+	do {
+		if (n >= HL_DESC_PAGES)
+			return -1;
+	} while (!lf_cas_weak_acq_rel(&desc_npages, &n, n + 1));
+	return n;
+}
+
 hl_desc_t *desc_alloc(void)
 {
 	for (;;) {
@@ -145,9 +159,10 @@ hl_desc_t *desc_alloc(void)
 			lf_store_relaxed(&desc_pages[pg].released, 0);
 			HL_CTR_SUB(desc_pages_released, 1);
 		} else {
-			pg = lf_fetch_add_relaxed(&desc_npages, 1);
-			if (pg >= HL_DESC_PAGES)
+			int64_t fresh = desc_page_new();
+			if (fresh < 0)
 				return NULL;
+			pg = (uint32_t)fresh;
 		}
 		HL_CTR_ADD(desc_pages_mapped, 1);
 		/* We own the page: nobody else can take its bits yet. */
@@ -199,6 +214,12 @@ int desc_page_released(uint32_t pg)
 }
 
 #ifdef HL_TEST_HOOKS
+/* Pages taken so far, and a way to pretend n have been (never below the
+ * pages really taken; quiescent use only), so that a test reaches the
+ * bound without using 2^15 pages. */
+uint32_t desc_test_npages(void) { return lf_load_relaxed(&desc_npages); }
+void desc_test_seed_pages(uint32_t n) { lf_store_relaxed(&desc_npages, n); }
+
 /* Free descriptors in pages not given back (quiescent use only). */
 uint64_t desc_test_free_bits(void)
 {

@@ -104,6 +104,8 @@ extern HL_HIDDEN lf_hp_domain_t desc_hp;
 int desc_page_released(uint32_t pg);
 #ifdef HL_TEST_HOOKS
 uint64_t desc_test_free_bits(void);
+uint32_t desc_test_npages(void);
+void desc_test_seed_pages(uint32_t n);
 #endif
 
 /* ---- large.c ------------------------------------------------------------ */
