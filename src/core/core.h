@@ -27,9 +27,14 @@ extern HL_HIDDEN uint32_t sb_narenas;
 static inline sb_arena_t *sb_arena(unsigned id) { return lf_load_acquire(&sb_arenas[id]); }
 void arena_init(void);
 /* A new arena with one heap drawing on account (bk, budget); NULL when
- * the table or the OS is out. */
+ * the table (HL_MAX_ARENAS ids) or the OS is out, and then no id is
+ * spent. */
 sb_arena_t *arena_new(uint32_t region, struct hl_task *task, bk_t *bk,
 		      hl_budget_t *budget);
+#ifdef HL_TEST_HOOKS
+void arena_test_seed(uint32_t n);      /* pretend n ids are taken */
+void arena_test_fail_map(int on);      /* arena_new's mapping fails */
+#endif
 unsigned sb_heap_count(void);
 unsigned sb_heap_pick(void);
 /* Partial lists.  Any thread; linearize on the list head's CAS. */
