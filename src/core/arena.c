@@ -55,21 +55,6 @@ static void *arena_map(size_t bytes)
 #define arena_map os_map
 #endif
 
-/* The next arena id, or -1 when all HL_MAX_ARENAS are taken.  The count
- * moves by CAS only while it is below the bound, so a failed creation
- * leaves it as it was (a fetch-add would pass the bound on every failure
- * and, after 2^32 of them, wrap and hand out id 0 again), and two
- * creators never get the same id. */
-static int64_t arena_take_id(void)
-{
-	uint32_t n = lf_load_relaxed(&sb_narenas);
-	do {
-		if (n >= HL_MAX_ARENAS)
-			return -1;
-	} while (!lf_cas_weak_acq_rel(&sb_narenas, &n, n + 1));
-	return n;
-}
-
 sb_arena_t *arena_new(uint32_t region, struct hl_task *task, bk_t *bk,
 		      hl_budget_t *budget)
 {
@@ -82,7 +67,11 @@ sb_arena_t *arena_new(uint32_t region, struct hl_task *task, bk_t *bk,
 	sb_arena_t *a = arena_map(bytes);
 	if (!a)
 		return NULL;
-	int64_t got = arena_take_id();
+	/* A bounded take: a failed creation leaves the count as it was (a
+	 * fetch-add passed the bound on every failure and, after 2^32 of
+	 * them, wrapped and handed out id 0 again), and racing creators
+	 * get different ids. */
+	int64_t got = ctr_take_bounded(&sb_narenas, HL_MAX_ARENAS);
 	if (got < 0) {
 		os_unmap(a, bytes);
 		return NULL;

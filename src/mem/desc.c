@@ -124,20 +124,6 @@ static hl_desc_t *desc_init_one(uint32_t pg, int bit)
 	return d;
 }
 
-/* A page never used before, or -1 when the arena has none left.  The
- * count moves only when the bound allows it: a failed attempt leaves no
- * trace, so the count never passes HL_DESC_PAGES (a fetch-add would,
- * once per failure, and wrap back onto page 0 after 2^32 of them). */
-static int64_t desc_page_new(void)
-{
-	uint32_t n = lf_load_relaxed(&desc_npages);
-	do {
-		if (n >= HL_DESC_PAGES)
-			return -1;
-	} while (!lf_cas_weak_acq_rel(&desc_npages, &n, n + 1));
-	return n;
-}
-
 hl_desc_t *desc_alloc(void)
 {
 	for (;;) {
@@ -159,7 +145,11 @@ hl_desc_t *desc_alloc(void)
 			lf_store_relaxed(&desc_pages[pg].released, 0);
 			HL_CTR_SUB(desc_pages_released, 1);
 		} else {
-			int64_t fresh = desc_page_new();
+			/* A page never used before.  A bounded take: a
+			 * fetch-add passed the bound on every failure and,
+			 * after 2^32 of them, wrapped onto page 0, whose
+			 * descriptors are live. */
+			int64_t fresh = ctr_take_bounded(&desc_npages, HL_DESC_PAGES);
 			if (fresh < 0)
 				return NULL;
 			pg = (uint32_t)fresh;
