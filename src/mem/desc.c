@@ -6,7 +6,9 @@
  * Pages with free descriptors sit on a tagged stack (`onstack` keeps a page
  * there at most once).  A descriptor leaves use only through the hazard
  * domain: desc_retire() hands it to lf_hp_retire, and desc_free() runs
- * once no hazard names it.  A page whose 64 descriptors are all free is
+ * once no hazard names it; before it fails for want of a descriptor,
+ * desc_alloc scans the caller's record (adopting exited threads' retired
+ * lists) and tries once more.  A page whose 64 descriptors are all free is
  * given back to the OS (MADV_DONTNEED) when enough other free descriptors
  * remain, and reused later from the released stack.
  */
@@ -124,7 +126,8 @@ static hl_desc_t *desc_init_one(uint32_t pg, int bit)
 	return d;
 }
 
-hl_desc_t *desc_alloc(void)
+/* A free descriptor, or NULL when every page is full and none is left. */
+static hl_desc_t *desc_take(void)
 {
 	for (;;) {
 		uint32_t node = lf_tstack_pop(&desc_avail, desc_page_link, NULL);
@@ -163,6 +166,19 @@ hl_desc_t *desc_alloc(void)
 		desc_page_offer(pg);
 		return desc_init_one(pg, bit);
 	}
+}
+
+/* Before failing, scan the caller's record: its own retired descriptors
+ * wait for up to 2 x 4 x (live records) retires, and the scan adopts the
+ * lists of exited threads, so they may be all that stands between the
+ * caller and a descriptor.  The scan frees only what no hazard names. */
+hl_desc_t *desc_alloc(void)
+{
+	hl_desc_t *d = desc_take();
+	if (HL_LIKELY(d))
+		return d;
+	lf_hp_scan(desc_hp_rec());
+	return desc_take();
 }
 
 static void desc_free(hl_desc_t *d)

@@ -96,6 +96,8 @@ static inline hl_desc_t *desc_at(uint32_t idx)
 }
 
 void desc_init(void);
+/* A descriptor; NULL only when all HL_DESC_PAGES pages are in use even
+ * after a scan of the caller's hazard record. */
 hl_desc_t *desc_alloc(void);
 void desc_retire(hl_desc_t *d);     /* through the hazard domain */
 lf_hp_rec_t *desc_hp_rec(void);      /* the calling thread's record */
