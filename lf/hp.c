@@ -97,10 +97,19 @@ static lf_hp_rec_t *hp_push_new(lf_hp_domain_t *d)
 	return r;
 }
 
+#ifdef HL_TEST_HOOKS
+static int hp_fail_acquire;
+void lf_hp_test_fail_acquire(int on) { lf_store_relaxed(&hp_fail_acquire, on); }
+#endif
+
 /* Any thread.  Linearizes on the CAS of a record's active flag, or on the
  * CAS that pushes a new (already active) record. */
 lf_hp_rec_t *lf_hp_acquire(lf_hp_domain_t *d)
 {
+#ifdef HL_TEST_HOOKS
+	if (lf_load_relaxed(&hp_fail_acquire))
+		return NULL;
+#endif
 	lf_hp_rec_t *r = hp_claim(d);
 	if (!r)
 		r = hp_push_new(d);

@@ -133,6 +133,12 @@ void lf_hp_domain_init(lf_hp_domain_t *d, lf_hp_free_fn free_fn, void *ctx);
  * new one.  NULL only when mmap fails.  Any thread. */
 lf_hp_rec_t *lf_hp_acquire(lf_hp_domain_t *d);
 
+#ifdef HL_TEST_HOOKS
+/* Test builds: while on, every lf_hp_acquire fails as if every record
+ * were taken and mmap refused a new one. */
+void lf_hp_test_fail_acquire(int on);
+#endif
+
 /* Thread exit: clears the hazards, hands the retired list to the orphan
  * list (the next scan of any record adopts it), frees the record for
  * reuse.  Owner only; r must not be used afterwards. */

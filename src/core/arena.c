@@ -133,6 +133,8 @@ void arena_list(hl_desc_t *d)
 hl_desc_t *arena_unlist(sb_arena_t *a, unsigned cls)
 {
 	lf_hp_rec_t *r = desc_hp_rec();
+	if (HL_UNLIKELY(!r))
+		return NULL;   /* no hazard, no safe pop: as if the list were empty */
 	uint32_t idx = lf_tstack_pop_guarded(&a->plist[cls], arena_plist_link,
 					     arena_plist_guard, r);
 	lf_hp_clear(r, 0);

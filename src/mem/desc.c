@@ -73,13 +73,16 @@ void desc_init(void)
 	lf_hp_domain_init(&desc_hp, desc_hp_free, NULL);
 }
 
+/* A failure to get memory from the OS is ENOMEM, never an abort: without
+ * a record the caller goes on without what needs one (mem.h), and the
+ * next call tries again. */
 lf_hp_rec_t *desc_hp_rec(void)
 {
 	lf_hp_rec_t *r = desc_tls_rec;
 	if (HL_UNLIKELY(!r)) {
 		r = lf_hp_acquire(&desc_hp);
 		if (!r)
-			hl_fatal("malloc", NULL, "cannot map a hazard-pointer record");
+			return NULL;
 		desc_tls_rec = r;
 		thread_exit_ensure();
 	}
@@ -177,7 +180,9 @@ hl_desc_t *desc_alloc(void)
 	hl_desc_t *d = desc_take();
 	if (HL_LIKELY(d))
 		return d;
-	lf_hp_scan(desc_hp_rec());
+	lf_hp_rec_t *r = desc_hp_rec();
+	if (r)
+		lf_hp_scan(r);
 	return desc_take();
 }
 
@@ -207,10 +212,10 @@ static void desc_free(hl_desc_t *d)
 		desc_page_offer(pg);
 }
 
-void desc_retire(hl_desc_t *d)
+void desc_retire(hl_desc_t *d, lf_hp_rec_t *r)
 {
 	HL_CTR_ADD(desc_retired, 1);
-	lf_hp_retire(desc_hp_rec(), &d->hp);
+	lf_hp_retire(r, &d->hp);
 }
 
 /* Test and statistics view: is descriptor page pg given back? */
