@@ -137,7 +137,8 @@ typedef struct hl_region_attr {
 
 int hl_region_create(const hl_region_attr_t *attr, hl_region_t **out);
 int hl_region_delete(hl_region_t *region);
-/* Free every block of the region at once (no thread may be using it). */
+/* Free every block of the region at once (no thread may be using it).
+ * HL_ENOMEM, nothing freed, when the memory it needs cannot be had. */
 int hl_region_reset(hl_region_t *region);
 /* The region a block belongs to (the default region for plain malloc
  * blocks), or NULL for a pointer heaplib did not return. */

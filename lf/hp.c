@@ -68,9 +68,8 @@ static lf_hp_rec_t *hp_carve(lf_hp_domain_t *d)
 	}
 }
 
-/* Any thread.  Linearizes on the CAS of a record's active flag, or on the
- * CAS that pushes a new (already active) record. */
-lf_hp_rec_t *lf_hp_acquire(lf_hp_domain_t *d)
+/* An idle record, claimed by the CAS of its active flag; NULL if none. */
+static lf_hp_rec_t *hp_claim(lf_hp_domain_t *d)
 {
 	for (lf_hp_rec_t *r = lf_load_acquire(&d->hp_records); r;
 	     r = lf_load_relaxed(&r->hp_next_rec)) {
@@ -79,6 +78,12 @@ lf_hp_rec_t *lf_hp_acquire(lf_hp_domain_t *d)
 		    lf_cas_strong_acq_rel(&r->hp_active, &idle, 1))
 			return r;
 	}
+	return NULL;
+}
+
+/* A new record, active before the CAS that pushes it on the list. */
+static lf_hp_rec_t *hp_push_new(lf_hp_domain_t *d)
+{
 	lf_hp_rec_t *r = hp_carve(d);
 	if (!r)
 		return NULL;
@@ -89,6 +94,27 @@ lf_hp_rec_t *lf_hp_acquire(lf_hp_domain_t *d)
 	do {
 		lf_store_relaxed(&r->hp_next_rec, head);
 	} while (!lf_cas_weak_acq_rel(&d->hp_records, &head, r));
+	return r;
+}
+
+#ifdef HL_TEST_HOOKS
+static int hp_fail_acquire;
+void lf_hp_test_fail_acquire(int on) { lf_store_relaxed(&hp_fail_acquire, on); }
+#endif
+
+/* Any thread.  Linearizes on the CAS of a record's active flag, or on the
+ * CAS that pushes a new (already active) record. */
+lf_hp_rec_t *lf_hp_acquire(lf_hp_domain_t *d)
+{
+#ifdef HL_TEST_HOOKS
+	if (lf_load_relaxed(&hp_fail_acquire))
+		return NULL;
+#endif
+	lf_hp_rec_t *r = hp_claim(d);
+	if (!r)
+		r = hp_push_new(d);
+	if (r)   /* only the scan threshold reads it: relaxed is enough */
+		lf_fetch_add_relaxed(&d->hp_nactive, 1);
 	return r;
 }
 
@@ -117,6 +143,9 @@ void lf_hp_release(lf_hp_rec_t *r)
 		r->hp_retired = NULL;
 		lf_store_relaxed(&r->hp_nretired, 0);
 	}
+	/* Before the flag: once it is clear another thread may acquire the
+	 * record and count it again. */
+	lf_fetch_sub_relaxed(&d->hp_nactive, 1);
 	lf_store_release(&r->hp_active, 0);
 }
 
@@ -148,10 +177,15 @@ void *lf_hp_protect(lf_hp_rec_t *r, int i, void *const *src)
 
 /* ---- retire and scan ---------------------------------------------------- */
 
+/* The hazards that can be published now are the slots of the records
+ * acquired now; the records ever mapped would let every live record sit
+ * on 2 x LF_HP_PER_THREAD x (the peak thread count) nodes long after the
+ * peak. */
 static uint64_t hp_threshold(lf_hp_domain_t *d)
 {
-	uint64_t slots = lf_load_relaxed(&d->hp_nrecords) * LF_HP_PER_THREAD;
-	return 2 * slots > LF_HP_MIN_THRESHOLD ? 2 * slots : LF_HP_MIN_THRESHOLD;
+	uint64_t t = LF_HP_SCAN_FACTOR * LF_HP_PER_THREAD *
+		     lf_load_relaxed(&d->hp_nactive);
+	return t > LF_HP_MIN_THRESHOLD ? t : LF_HP_MIN_THRESHOLD;
 }
 
 void lf_hp_retire(lf_hp_rec_t *r, lf_hp_node_t *node)
@@ -338,4 +372,9 @@ uint64_t lf_hp_pending(lf_hp_domain_t *d)
 uint64_t lf_hp_records(lf_hp_domain_t *d)
 {
 	return lf_load_relaxed(&d->hp_nrecords);
+}
+
+uint64_t lf_hp_active(lf_hp_domain_t *d)
+{
+	return lf_load_relaxed(&d->hp_nactive);
 }

@@ -15,9 +15,21 @@
  * `hp` member).  A hazard that happens to fall just before an unrelated
  * node only delays that node's free; it never frees a protected one.
  *
+ * When a record scans: once it holds max(LF_HP_MIN_THRESHOLD,
+ * LF_HP_SCAN_FACTOR x live records x LF_HP_PER_THREAD) retired nodes,
+ * live meaning acquired now (a released record's slots are all NULL, so
+ * only live records can hide a node).  That is Michael's R = 2H with H
+ * the hazards that can be published now, not the peak: a scan then frees
+ * all but at most H of the nodes it looks at, and a record never holds
+ * more than R - 1 between scans however many records a past peak made.
+ * The count only decides when to scan; what a scan frees depends on the
+ * hazards it reads alone, so a stale count delays or hastens a scan and
+ * never frees a protected node.
+ *
  * Concurrency contract:
  *  - lf_hp_domain_init: once, before any other call on the domain.
- *  - lf_hp_acquire, lf_hp_pending, lf_hp_records: any thread, any time.
+ *  - lf_hp_acquire, lf_hp_pending, lf_hp_records, lf_hp_active: any
+ *    thread, any time.
  *  - lf_hp_set/clear/protect/retire/scan/release on a record: only the
  *    thread that acquired it (a record is single-owner), concurrently with
  *    any operation of other threads on other records.
@@ -34,10 +46,12 @@
  *
  * Linearization: set/protect on the seq_cst store of the slot; clear on
  * its release store; acquire on the CAS of a record's active flag (or the
- * CAS pushing a new record); release on the release store that clears the
- * active flag; retire on the push to the private list (no other thread
- * sees it); a scan frees a node on the seq_cst load of the last hazard
- * slot it reads.
+ * CAS pushing a new record), and it then counts itself live (a relaxed
+ * fetch-add); release uncounts itself (a relaxed fetch-sub, ordered after
+ * that record's fetch-add, so the count never goes below zero) and
+ * linearizes on the release store that clears the active flag; retire on
+ * the push to the private list (no other thread sees it); a scan frees a
+ * node on the seq_cst load of the last hazard slot it reads.
  *
  * Why not ck_hp: Concurrency Kit 0.7.1 collects hazards into a fixed
  * member cache and writes past it once 512 hazards are live, after which
@@ -65,6 +79,10 @@
 
 /* Retire at least this many nodes before a scan, however few records. */
 #define LF_HP_MIN_THRESHOLD 64
+
+/* A record scans at LF_HP_SCAN_FACTOR x the hazards live records can
+ * publish (Michael's R = 2H: each scan frees at least half it looks at). */
+#define LF_HP_SCAN_FACTOR 2
 
 /* Embedded in each retired object; the link is private to whoever holds
  * the retired node (its retiring record, then the orphan list, then the
@@ -102,7 +120,8 @@ struct lf_hp_domain {
 	struct hp_chunk *hp_chunk;  /* mapping records are carved from */
 	lf_hp_node_t *hp_orphans;   /* retired lists of released records */
 	uint64_t hp_norphans;       /* nodes on hp_orphans (relaxed) */
-	uint64_t hp_nrecords;       /* records handed out (relaxed) */
+	uint64_t hp_nrecords;       /* records mapped, never decreases (relaxed) */
+	uint64_t hp_nactive;        /* records acquired now (relaxed RMW) */
 	lf_hp_free_fn hp_free;
 	void *hp_ctx;
 };
@@ -113,6 +132,12 @@ void lf_hp_domain_init(lf_hp_domain_t *d, lf_hp_free_fn free_fn, void *ctx);
 /* A record for the calling thread: an inactive one claimed by CAS, else a
  * new one.  NULL only when mmap fails.  Any thread. */
 lf_hp_rec_t *lf_hp_acquire(lf_hp_domain_t *d);
+
+#ifdef HL_TEST_HOOKS
+/* Test builds: while on, every lf_hp_acquire fails as if every record
+ * were taken and mmap refused a new one. */
+void lf_hp_test_fail_acquire(int on);
+#endif
 
 /* Thread exit: clears the hazards, hands the retired list to the orphan
  * list (the next scan of any record adopts it), frees the record for
@@ -134,7 +159,8 @@ void *lf_hp_protect(lf_hp_rec_t *r, int i, void *const *src);
 
 /* Hand over a node that is no longer reachable from shared memory; it is
  * freed by a later scan.  Scans when r holds max(LF_HP_MIN_THRESHOLD,
- * 2 * hazard slots of all records) nodes.  Owner only. */
+ * LF_HP_SCAN_FACTOR x LF_HP_PER_THREAD x lf_hp_active) nodes.  Owner
+ * only. */
 void lf_hp_retire(lf_hp_rec_t *r, lf_hp_node_t *node);
 
 /* Adopt the orphans, snapshot every published hazard, free each retired
@@ -148,5 +174,8 @@ uint64_t lf_hp_pending(lf_hp_domain_t *d);
 
 /* Records mapped so far (never decreases). */
 uint64_t lf_hp_records(lf_hp_domain_t *d);
+
+/* Records acquired and not yet released (relaxed: a snapshot). */
+uint64_t lf_hp_active(lf_hp_domain_t *d);
 
 #endif

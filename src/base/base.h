@@ -82,6 +82,10 @@ extern HL_HIDDEN hl_counters_t hl_ctr;
 #define HL_CTR_SUB(f, v) ((void)lf_fetch_sub_relaxed(&hl_ctr.f, (uint64_t)(v)))
 /* Any thread: add n to *ctr unless the sum would pass limit (by CAS). */
 bool ctr_add_bounded(uint64_t *ctr, uint64_t n, uint64_t limit);
+/* Any thread: take the next number of a count that must stay at or below
+ * limit; returns it (the count is then one more), or -1 with the count
+ * untouched when it is at limit already (by CAS). */
+int64_t ctr_take_bounded(uint32_t *ctr, uint32_t limit);
 
 /* ---- thread.c ----------------------------------------------------------- */
 /* Ordered callbacks at thread exit, registered at start (api/init.c), run

@@ -12,7 +12,8 @@
  *
  * Concurrency contract:
  *   operation        may run with          linearizes on
- *   arena_new        anything              the store publishing sb_arenas[id]
+ *   arena_new        anything              the CAS taking its id (the store
+ *                                          of sb_arenas[id] then publishes it)
  *   arena_list       anything              the list head's CAS (push)
  *   arena_unlist     anything              the list head's CAS (pop); the
  *                                          popper then owns the descriptor
@@ -42,15 +43,40 @@ void arena_init(void)
 	lf_store_release(&sb_narenas, 1u);
 }
 
+#ifdef HL_TEST_HOOKS
+static int arena_fail_map;
+void arena_test_fail_map(int on) { lf_store_relaxed(&arena_fail_map, on); }
+void arena_test_seed(uint32_t n) { lf_store_relaxed(&sb_narenas, n); }
+static void *arena_map(size_t bytes)
+{
+	return lf_load_relaxed(&arena_fail_map) ? NULL : os_map(bytes);
+}
+#else
+#define arena_map os_map
+#endif
+
 sb_arena_t *arena_new(uint32_t region, struct hl_task *task, bk_t *bk,
 		      hl_budget_t *budget)
 {
-	uint32_t id = lf_fetch_add_relaxed(&sb_narenas, 1u);
-	if (id >= HL_MAX_ARENAS)
+	/* Full already: do not map what would be unmapped at once. */
+	if (lf_load_relaxed(&sb_narenas) >= HL_MAX_ARENAS)
 		return NULL;
-	sb_arena_t *a = os_map(sizeof(sb_arena_t) + sizeof(sb_heap_t) + 64);
+	/* Mapped before the id is taken, so that the OS saying no spends
+	 * no id. */
+	size_t bytes = sizeof(sb_arena_t) + sizeof(sb_heap_t) + 64;
+	sb_arena_t *a = arena_map(bytes);
 	if (!a)
 		return NULL;
+	/* A bounded take: a failed creation leaves the count as it was (a
+	 * fetch-add passed the bound on every failure and, after 2^32 of
+	 * them, wrapped and handed out id 0 again), and racing creators
+	 * get different ids. */
+	int64_t got = ctr_take_bounded(&sb_narenas, HL_MAX_ARENAS);
+	if (got < 0) {
+		os_unmap(a, bytes);
+		return NULL;
+	}
+	uint32_t id = (uint32_t)got;
 	for (unsigned c = 0; c < HL_NCLASSES; c++)
 		lf_tstack_init(&a->plist[c]);
 	a->heaps = (sb_heap_t *)(((uintptr_t)(a + 1) + 63) & ~(uintptr_t)63);
@@ -107,6 +133,8 @@ void arena_list(hl_desc_t *d)
 hl_desc_t *arena_unlist(sb_arena_t *a, unsigned cls)
 {
 	lf_hp_rec_t *r = desc_hp_rec();
+	if (HL_UNLIKELY(!r))
+		return NULL;   /* no hazard, no safe pop: as if the list were empty */
 	uint32_t idx = lf_tstack_pop_guarded(&a->plist[cls], arena_plist_link,
 					     arena_plist_guard, r);
 	lf_hp_clear(r, 0);

@@ -27,12 +27,19 @@ extern HL_HIDDEN uint32_t sb_narenas;
 static inline sb_arena_t *sb_arena(unsigned id) { return lf_load_acquire(&sb_arenas[id]); }
 void arena_init(void);
 /* A new arena with one heap drawing on account (bk, budget); NULL when
- * the table or the OS is out. */
+ * the table (HL_MAX_ARENAS ids) or the OS is out, and then no id is
+ * spent. */
 sb_arena_t *arena_new(uint32_t region, struct hl_task *task, bk_t *bk,
 		      hl_budget_t *budget);
+#ifdef HL_TEST_HOOKS
+void arena_test_seed(uint32_t n);      /* pretend n ids are taken */
+void arena_test_fail_map(int on);      /* arena_new's mapping fails */
+#endif
 unsigned sb_heap_count(void);
 unsigned sb_heap_pick(void);
-/* Partial lists.  Any thread; linearize on the list head's CAS. */
+/* Partial lists.  Any thread; linearize on the list head's CAS.
+ * arena_unlist pops under a hazard: NULL when the list is empty or the
+ * thread has no hazard record. */
 void arena_list(hl_desc_t *d);
 hl_desc_t *arena_unlist(sb_arena_t *a, unsigned cls);
 /* Arena id of the block at p (0 for malloc's), or -1 if heaplib does not
@@ -58,8 +65,9 @@ size_t sb_sweep_arena(sb_arena_t *a, bool slots);
  * scanning the page map and retired with sb_force_retire_owned. */
 void sb_arena_drop_all(sb_arena_t *a);
 /* Retire a superblock found by scanning the page map, its blocks all
- * dropped at once (region reset: no other thread may hold it). */
-void sb_force_retire_owned(hl_desc_t *d);
+ * dropped at once (region reset: no other thread may hold it); r is the
+ * caller's hazard record, had before the reset changed anything. */
+void sb_force_retire_owned(hl_desc_t *d, lf_hp_rec_t *r);
 uint64_t sb_link_key(void);
 #ifdef HL_TEST_HOOKS
 hl_desc_t *sb_test_new(unsigned h, unsigned cls);

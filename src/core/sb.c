@@ -166,8 +166,9 @@ static hl_desc_t *sb_new(sb_arena_t *a, unsigned cls, int *err)
 	return d;
 }
 
-/* Owner only (fully free, unlinked from every slot and list). */
-static void sb_retire_owned(hl_desc_t *d)
+/* Owner only (fully free, unlinked from every slot and list); r is the
+ * caller's hazard record. */
+static void sb_retire_owned(hl_desc_t *d, lf_hp_rec_t *r)
 {
 	uint64_t old = lf_load_relaxed(&d->anchor);
 	HL_ASSERT(a_count(old) == d->maxcount && a_state(old) == SB_ACTIVE);
@@ -179,16 +180,16 @@ static void sb_retire_owned(hl_desc_t *d)
 		lf_fetch_sub_relaxed(&a->acct.backed, (uint64_t)d->nslots << HL_SLOT_SHIFT);
 	HL_CTR_ADD(sb_retired, 1);
 	HL_CTR_SUB(sb_live_cls[d->cls], 1);
-	desc_retire(d);
+	desc_retire(d, r);
 }
 
 /* Region reset: the superblock's blocks are all dropped at once.  The
  * caller has made sure nobody else holds or pops it. */
-void sb_force_retire_owned(hl_desc_t *d)
+void sb_force_retire_owned(hl_desc_t *d, lf_hp_rec_t *r)
 {
 	uint64_t old = lf_load_relaxed(&d->anchor);
 	lf_store_release(&d->anchor, a_make(0, d->maxcount, SB_ACTIVE, old));
-	sb_retire_owned(d);
+	sb_retire_owned(d, r);
 }
 
 /* Owner only: take up to want blocks with one CAS.  Pushers may run at
@@ -356,12 +357,17 @@ void sb_free_batch(unsigned cls, void **blocks, unsigned n, const char *call)
 	}
 }
 
-/* d is the sweeper's: retire it if every block is free. */
+/* d is the sweeper's: retire it if every block is free.  A thread with
+ * no hazard record (the OS refused one) cannot retire: d stays where it
+ * is, for a later sweep. */
 static bool sb_retire_if_free_owned(hl_desc_t *d)
 {
 	if (a_count(lf_load_acquire(&d->anchor)) != d->maxcount)
 		return false;
-	sb_retire_owned(d);
+	lf_hp_rec_t *r = desc_hp_rec();
+	if (HL_UNLIKELY(!r))
+		return false;
+	sb_retire_owned(d, r);
 	return true;
 }
 
@@ -440,6 +446,6 @@ unsigned sb_test_pop(hl_desc_t *d, void **out, unsigned want, bool *full)
 {
 	return sb_pop_owned(d, out, want, full);
 }
-void sb_test_retire(hl_desc_t *d) { sb_retire_owned(d); }
+void sb_test_retire(hl_desc_t *d) { sb_retire_owned(d, desc_hp_rec()); }
 uint32_t sb_test_count(hl_desc_t *d) { return a_count(lf_load_acquire(&d->anchor)); }
 #endif

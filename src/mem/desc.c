@@ -6,7 +6,9 @@
  * Pages with free descriptors sit on a tagged stack (`onstack` keeps a page
  * there at most once).  A descriptor leaves use only through the hazard
  * domain: desc_retire() hands it to lf_hp_retire, and desc_free() runs
- * once no hazard names it.  A page whose 64 descriptors are all free is
+ * once no hazard names it; before it fails for want of a descriptor,
+ * desc_alloc scans the caller's record (adopting exited threads' retired
+ * lists) and tries once more.  A page whose 64 descriptors are all free is
  * given back to the OS (MADV_DONTNEED) when enough other free descriptors
  * remain, and reused later from the released stack.
  */
@@ -71,13 +73,16 @@ void desc_init(void)
 	lf_hp_domain_init(&desc_hp, desc_hp_free, NULL);
 }
 
+/* A failure to get memory from the OS is ENOMEM, never an abort: without
+ * a record the caller goes on without what needs one (mem.h), and the
+ * next call tries again. */
 lf_hp_rec_t *desc_hp_rec(void)
 {
 	lf_hp_rec_t *r = desc_tls_rec;
 	if (HL_UNLIKELY(!r)) {
 		r = lf_hp_acquire(&desc_hp);
 		if (!r)
-			hl_fatal("malloc", NULL, "cannot map a hazard-pointer record");
+			return NULL;
 		desc_tls_rec = r;
 		thread_exit_ensure();
 	}
@@ -124,7 +129,8 @@ static hl_desc_t *desc_init_one(uint32_t pg, int bit)
 	return d;
 }
 
-hl_desc_t *desc_alloc(void)
+/* A free descriptor, or NULL when every page is full and none is left. */
+static hl_desc_t *desc_take(void)
 {
 	for (;;) {
 		uint32_t node = lf_tstack_pop(&desc_avail, desc_page_link, NULL);
@@ -145,9 +151,14 @@ hl_desc_t *desc_alloc(void)
 			lf_store_relaxed(&desc_pages[pg].released, 0);
 			HL_CTR_SUB(desc_pages_released, 1);
 		} else {
-			pg = lf_fetch_add_relaxed(&desc_npages, 1);
-			if (pg >= HL_DESC_PAGES)
+			/* A page never used before.  A bounded take: a
+			 * fetch-add passed the bound on every failure and,
+			 * after 2^32 of them, wrapped onto page 0, whose
+			 * descriptors are live. */
+			int64_t fresh = ctr_take_bounded(&desc_npages, HL_DESC_PAGES);
+			if (fresh < 0)
 				return NULL;
+			pg = (uint32_t)fresh;
 		}
 		HL_CTR_ADD(desc_pages_mapped, 1);
 		/* We own the page: nobody else can take its bits yet. */
@@ -158,6 +169,21 @@ hl_desc_t *desc_alloc(void)
 		desc_page_offer(pg);
 		return desc_init_one(pg, bit);
 	}
+}
+
+/* Before failing, scan the caller's record: its own retired descriptors
+ * wait for up to 2 x 4 x (live records) retires, and the scan adopts the
+ * lists of exited threads, so they may be all that stands between the
+ * caller and a descriptor.  The scan frees only what no hazard names. */
+hl_desc_t *desc_alloc(void)
+{
+	hl_desc_t *d = desc_take();
+	if (HL_LIKELY(d))
+		return d;
+	lf_hp_rec_t *r = desc_hp_rec();
+	if (r)
+		lf_hp_scan(r);
+	return desc_take();
 }
 
 static void desc_free(hl_desc_t *d)
@@ -186,10 +212,10 @@ static void desc_free(hl_desc_t *d)
 		desc_page_offer(pg);
 }
 
-void desc_retire(hl_desc_t *d)
+void desc_retire(hl_desc_t *d, lf_hp_rec_t *r)
 {
 	HL_CTR_ADD(desc_retired, 1);
-	lf_hp_retire(desc_hp_rec(), &d->hp);
+	lf_hp_retire(r, &d->hp);
 }
 
 /* Test and statistics view: is descriptor page pg given back? */
@@ -199,6 +225,12 @@ int desc_page_released(uint32_t pg)
 }
 
 #ifdef HL_TEST_HOOKS
+/* Pages taken so far, and a way to pretend n have been (never below the
+ * pages really taken; quiescent use only), so that a test reaches the
+ * bound without using 2^15 pages. */
+uint32_t desc_test_npages(void) { return lf_load_relaxed(&desc_npages); }
+void desc_test_seed_pages(uint32_t n) { lf_store_relaxed(&desc_npages, n); }
+
 /* Free descriptors in pages not given back (quiescent use only). */
 uint64_t desc_test_free_bits(void)
 {

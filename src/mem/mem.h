@@ -96,14 +96,24 @@ static inline hl_desc_t *desc_at(uint32_t idx)
 }
 
 void desc_init(void);
+/* A descriptor; NULL only when all HL_DESC_PAGES pages are in use even
+ * after a scan of the caller's hazard record. */
 hl_desc_t *desc_alloc(void);
-void desc_retire(hl_desc_t *d);     /* through the hazard domain */
-lf_hp_rec_t *desc_hp_rec(void);      /* the calling thread's record */
+/* The calling thread's hazard record, acquired on first use; NULL when
+ * none can be had (the OS refused the memory).  Without one a thread
+ * pops no partial list and retires no descriptor: it makes new
+ * superblocks and leaves empty ones where they are. */
+lf_hp_rec_t *desc_hp_rec(void);
+/* Through the hazard domain; r is the caller's record (desc_hp_rec(),
+ * not NULL: check before unlinking d from anywhere). */
+void desc_retire(hl_desc_t *d, lf_hp_rec_t *r);
 void desc_hp_thread_exit(void);      /* thread-exit callback */
 extern HL_HIDDEN lf_hp_domain_t desc_hp;
 int desc_page_released(uint32_t pg);
 #ifdef HL_TEST_HOOKS
 uint64_t desc_test_free_bits(void);
+uint32_t desc_test_npages(void);
+void desc_test_seed_pages(uint32_t n);
 #endif
 
 /* ---- large.c ------------------------------------------------------------ */

@@ -355,6 +355,7 @@ HL_EXPORT int hl_region_delete(hl_region_t *region)
 
 typedef struct region_reset_ctx {
 	struct hl_region *r;
+	lf_hp_rec_t *hp;   /* the caller's, to retire the superblocks */
 	size_t n;
 } region_reset_ctx_t;
 
@@ -365,7 +366,7 @@ static void region_reset_one(pm_slot_t *rec, void *ctx)
 	unsigned ai = PM_ARENA(w);
 	if (ai == 0 || ai >= HL_MAX_ARENAS || !region_arena_ok(sb_arena(ai), c->r))
 		return;
-	sb_force_retire_owned(desc_at(PM_DESC(w)));
+	sb_force_retire_owned(desc_at(PM_DESC(w)), c->hp);
 	c->n++;
 }
 
@@ -397,13 +398,18 @@ HL_EXPORT int hl_region_reset(hl_region_t *region)
 	struct hl_region *r = region;
 	if (r->id == 0 || lf_load_relaxed(&r->inherited))
 		return HL_EPERM;   /* malloc's region; the parent's shared heap */
+	/* Retiring the superblocks takes this thread's hazard record: if
+	 * the OS refuses one, fail before anything has changed. */
+	lf_hp_rec_t *hp = desc_hp_rec();
+	if (!hp)
+		return HL_ENOMEM;
 	int e = region_quiesce(r, REGION_RESETTING);
 	if (e)
 		return e;
 	/* Take every superblock out of the arenas' slots and lists, then
 	 * retire each one found in the page map. */
 	region_each_arena(r, sb_arena_drop_all);
-	region_reset_ctx_t ctx = { r, 0 };
+	region_reset_ctx_t ctx = { r, hp, 0 };
 	pm_scan(region_reset_one, &ctx);
 	large_reset(region_reset_pick, region_reset_large, &ctx);
 	region_each_arena(r, region_reset_books);

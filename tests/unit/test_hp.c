@@ -150,7 +150,7 @@ static void test_single(void)
 	for (int i = 0; i < LF_HP_MIN_THRESHOLD; i++)
 		all &= bulk[i].frees == 1;
 	ok(lf_load_relaxed(&r->hp_scans) == scans + 1 && all && lf_hp_pending(&d1) == 0,
-	   "retire scans by itself when the record holds max(%d, 2 x hazard slots) nodes",
+	   "retire scans by itself when the record holds max(%d, 2 x hazard slots of live records) nodes",
 	   LF_HP_MIN_THRESHOLD);
 
 	/* Two records now (this one and the exiting thread's): releasing
