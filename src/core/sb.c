@@ -27,7 +27,12 @@
  *   sb_force_retire_owned
  */
 #define _GNU_SOURCE
+#include <sched.h>
+
 #include "core/core.h"
+
+/* Looks again at a limit before sb_alloc_batch fails (see there). */
+#define SB_LIMIT_TRIES 32
 
 #define A_AVAIL_MASK ((1u << HL_ANCHOR_AVAIL_BITS) - 1u)
 #define A_COUNT_SHIFT HL_ANCHOR_AVAIL_BITS
@@ -258,7 +263,7 @@ static void sb_put_back_owned(sb_arena_t *a, unsigned h, unsigned cls, hl_desc_t
 unsigned sb_alloc_batch_err(sb_arena_t *a, unsigned h, unsigned cls, void **out,
 			    unsigned want, int *err)
 {
-	unsigned total = 0;
+	unsigned total = 0, again = 0;
 	while (total < want) {
 		uint32_t idx = lf_exchange_acq_rel(&a->heaps[h].slot[cls].active, 0);
 		if (!idx)
@@ -268,8 +273,22 @@ unsigned sb_alloc_batch_err(sb_arena_t *a, unsigned h, unsigned cls, void **out,
 			if (total)
 				break;
 			d = sb_new(a, cls, err);
-			if (!d)
-				break;
+			if (!d) {
+				/* At a region's capacity or a task's quota the
+				 * superblock wanted may be in another thread's hands
+				 * for a moment (taken from its slot to pop a block):
+				 * look again, a bounded number of times, before
+				 * failing.  Bounded, so lock-free: a holder stopped
+				 * for good costs only these tries (the README's
+				 * slack). */
+				if (a->id == 0 || *err != HL_ENOMEM || ++again > SB_LIMIT_TRIES)
+					break;
+				if (again % 8 == 0)
+					sched_yield();
+				else
+					lf_cpu_relax();
+				continue;
+			}
 		}
 		bool full;
 		total += sb_pop_owned(d, out + total, want - total, &full);
@@ -284,6 +303,20 @@ unsigned sb_alloc_batch(sb_arena_t *a, unsigned h, unsigned cls, void **out,
 {
 	int err;
 	return sb_alloc_batch_err(a, h, cls, out, want, &err);
+}
+
+/* The free count at which a FULL superblock is listed again: a quarter
+ * of it (hysteresis, DESIGN.md section 2), but a single block in an arena
+ * under a capacity or a quota, where a superblock with any free block must
+ * be found before a request is refused (doc/architecture.md). */
+static inline unsigned sb_list_at(const hl_desc_t *d, const sc_info_t *ci, uint32_t count)
+{
+	if (HL_LIKELY(d->arena == 0 || count >= ci->list_at))
+		return ci->list_at;
+	const sb_arena_t *a = sb_arena(d->arena);
+	bool bounded = lf_load_relaxed(&a->acct.bk->capacity) ||
+		       (a->acct.budget && lf_load_relaxed(&a->acct.budget->limit));
+	return bounded ? 1 : ci->list_at;
 }
 
 /* Push the group blocks[0..n) (all of descriptor d) with one CAS. */
@@ -302,7 +335,7 @@ static void sb_push_group(hl_desc_t *d, char **blocks, unsigned n,
 		unsigned state = a_state(a);
 		if (HL_UNLIKELY(count > d->maxcount || state == SB_RETIRED))
 			hl_fatal(call, blocks[0], HL_WHY_FREE_OVERCOUNT);
-		bool list = state == SB_FULL && count >= ci->list_at;
+		bool list = state == SB_FULL && count >= sb_list_at(d, ci, count);
 		if (list)
 			state = SB_ACTIVE;
 		blk_set_link(blocks[n - 1], a_avail(a));

@@ -55,7 +55,39 @@ static uint32_t place_need_of(unsigned reach, unsigned flags)
 
 /* ---- allocation in one region ------------------------------------------- */
 
+/* Freed space that is not yet reachable, made reachable before a request
+ * at a limit is refused: every arena drawing on r's capacity or on a's
+ * task's quota gives back its empty superblocks (heap slots included).
+ * (Caches hold only the default task's default-region blocks: nothing of
+ * a limit is in them.)  Returns whether anything went back. */
+static bool place_reclaim(struct hl_region *r, sb_arena_t *a)
+{
+	size_t n = 0;
+	uint32_t na = lf_load_acquire(&sb_narenas);
+	for (uint32_t i = 1; i < na && i < HL_MAX_ARENAS; i++) {
+		sb_arena_t *b = sb_arena(i);
+		if (b && lf_load_relaxed(&b->superblocks) &&
+		    (b->region == r->id || b->task == a->task))
+			n += region_sweep(b);
+	}
+	return n != 0;
+}
+
+static void *place_alloc_in_once(struct hl_region *r, sb_arena_t *a, size_t size,
+				 size_t align, unsigned flags, uint32_t need, int *err);
+
+/* Allocation in one region; at its capacity or the task's quota, once
+ * more after what is free there has been made reachable. */
 static void *place_alloc_in(struct hl_region *r, sb_arena_t *a, size_t size,
+			    size_t align, unsigned flags, uint32_t need, int *err)
+{
+	void *p = place_alloc_in_once(r, a, size, align, flags, need, err);
+	if (!p && *err == HL_ENOMEM && place_reclaim(r, a))
+		p = place_alloc_in_once(r, a, size, align, flags, need, err);
+	return p;
+}
+
+static void *place_alloc_in_once(struct hl_region *r, sb_arena_t *a, size_t size,
 			    size_t align, unsigned flags, uint32_t need, int *err)
 {
 	unsigned cls = size <= HL_SMALL_MAX && align <= HL_SMALL_MAX
