@@ -50,7 +50,9 @@ void hl_write_err(const char *msg);
 /* ---- os.c --------------------------------------------------------------- */
 void *os_map(size_t size);                 /* RW, NORESERVE; NULL on failure */
 void *os_map_aligned(size_t size, size_t align);
-void os_unmap(void *p, size_t size);
+/* false if the kernel refused (a split past vm.max_map_count): the pages
+ * are then still mapped, and still the caller's. */
+bool os_unmap(void *p, size_t size);
 void os_purge(void *p, size_t size);       /* MADV_DONTNEED */
 /* Secure pages: locked in RAM and out of core dumps; false (nothing
  * changed) if they cannot be locked.  os_unlock undoes both. */
@@ -59,6 +61,20 @@ void os_unlock(void *p, size_t size);
 uint32_t os_now_ms(void);
 unsigned os_ncpu(void);
 uint64_t os_random64(void);
+
+#ifdef HL_TEST_HOOKS
+/* Fault injection, test builds only.  os_test_fail_maps(n): the next n
+ * maps fail as if the kernel had refused them (NULL, errno untouched);
+ * n < 0: every map fails until the next call; 0: none fails.  A map is a
+ * call of os_map or os_map_aligned (one, however many tries it makes
+ * inside).  os_test_fail_unmaps(n) does the same for os_unmap (false,
+ * nothing unmapped).  os_test_failed(): how many failures were injected
+ * since the process started, so that a test can tell that it reached the
+ * path it meant to. */
+void os_test_fail_maps(long n);
+void os_test_fail_unmaps(long n);
+unsigned long os_test_failed(void);
+#endif
 
 /* size rounded up to whole pages in *out; false on overflow or 0. */
 static inline bool os_page_round(size_t size, size_t *out)

@@ -15,21 +15,62 @@
 
 #include "base/base.h"
 
+#ifdef HL_TEST_HOOKS
+/* Injected failures still to come (base/base.h): n > 0 counts down, < 0
+ * means every call until the next os_test_fail_*. */
+static long os_fail_maps_left, os_fail_unmaps_left;
+static unsigned long os_failed_count;
+
+void os_test_fail_maps(long n) { lf_store_release(&os_fail_maps_left, n); }
+void os_test_fail_unmaps(long n) { lf_store_release(&os_fail_unmaps_left, n); }
+unsigned long os_test_failed(void) { return lf_load_acquire(&os_failed_count); }
+
+/* Whether this call is to fail: takes one from the count by CAS, so that
+ * n failures are exactly n however many threads map at once. */
+static bool os_test_fails(long *left)
+{
+	long n = lf_load_acquire(left);
+	while (n != 0) {
+		if (n < 0 || lf_cas_weak_acq_rel(left, &n, n - 1)) {
+			lf_fetch_add_relaxed(&os_failed_count, 1);
+			return true;
+		}
+	}
+	return false;
+}
+#define OS_MAP_FAILS() os_test_fails(&os_fail_maps_left)
+#define OS_UNMAP_FAILS() os_test_fails(&os_fail_unmaps_left)
+#else
+#define OS_MAP_FAILS() false
+#define OS_UNMAP_FAILS() false
+#endif
+
+static void *os_mmap(void *hint, size_t size, int flags)
+{
+	int saved = errno;
+	void *p = mmap(hint, size, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | flags, -1, 0);
+	errno = saved;
+	return p == MAP_FAILED ? NULL : p;
+}
+
 void *os_map(size_t size)
 {
-	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE,
-		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	return p == MAP_FAILED ? NULL : p;
+	if (OS_MAP_FAILS())
+		return NULL;
+	return os_mmap(NULL, size, 0);
 }
 
 void *os_map_aligned(size_t size, size_t align)
 {
 	if (align <= HL_PAGE)
 		return os_map(size);
+	if (OS_MAP_FAILS())
+		return NULL;
 	size_t over = size + align;
 	if (over < size)
 		return NULL;
-	char *p = os_map(over);
+	char *p = os_mmap(NULL, over, 0);
 	if (!p)
 		return NULL;
 	uintptr_t a = ((uintptr_t)p + align - 1) & ~(uintptr_t)(align - 1);
@@ -41,11 +82,14 @@ void *os_map_aligned(size_t size, size_t align)
 	return (void *)a;
 }
 
-void os_unmap(void *p, size_t size)
+bool os_unmap(void *p, size_t size)
 {
+	if (OS_UNMAP_FAILS())
+		return false;
 	int saved = errno;
-	munmap(p, size);
+	bool ok = munmap(p, size) == 0;
 	errno = saved;
+	return ok;
 }
 
 void os_purge(void *p, size_t size)
