@@ -53,6 +53,15 @@ void *os_map_aligned(size_t size, size_t align);
 /* false if the kernel refused (a split past vm.max_map_count): the pages
  * are then still mapped, and still the caller's. */
 bool os_unmap(void *p, size_t size);
+/* Resize the mapping [p, p + old) to size bytes where it is (mremap
+ * without moving); false if the kernel refuses (the pages after it are
+ * taken, or a split past the mapping limit), the mapping then as it was. */
+bool os_remap(void *p, size_t old, size_t size);
+/* Move the pages of [p, p + old) into dst, a mapping of size >= old bytes
+ * the caller holds (os_map), with mremap: p's range is then unmapped.
+ * false if the kernel refuses: p is as it was, and dst is no longer the
+ * caller's (given back, or already taken back by the kernel). */
+bool os_move(void *p, size_t old, void *dst, size_t size);
 void os_purge(void *p, size_t size);       /* MADV_DONTNEED */
 /* Secure pages: locked in RAM and out of core dumps; false (nothing
  * changed) if they cannot be locked.  os_unlock undoes both. */
@@ -67,7 +76,7 @@ uint64_t os_random64(void);
  * maps fail as if the kernel had refused them (NULL, errno untouched);
  * n < 0: every map fails until the next call; 0: none fails.  A map is a
  * call of os_map or os_map_aligned (one, however many tries it makes
- * inside).  os_test_fail_unmaps(n) does the same for os_unmap (false,
+ * inside), or of os_remap that grows.  os_test_fail_unmaps(n) does the same for os_unmap (false,
  * nothing unmapped).  os_test_failed(): how many failures were injected
  * since the process started, so that a test can tell that it reached the
  * path it meant to. */

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/random.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -90,6 +91,49 @@ bool os_unmap(void *p, size_t size)
 	bool ok = munmap(p, size) == 0;
 	errno = saved;
 	return ok;
+}
+
+bool os_remap(void *p, size_t old, size_t size)
+{
+	if (size > old && OS_MAP_FAILS())
+		return false;
+	int saved = errno;
+	bool ok = mremap(p, old, size, 0) != MAP_FAILED;
+	errno = saved;
+	return ok;
+}
+
+/* Reads a word that may not be mapped, or not readable, without a fault:
+ * false then. */
+static bool os_peek(const void *addr, uint64_t *out)
+{
+	struct iovec mine = { out, sizeof *out };
+	struct iovec there = { (void *)addr, sizeof *out };
+	return process_vm_readv(getpid(), &mine, 1, &there, 1, 0) == (ssize_t)sizeof *out;
+}
+
+bool os_move(void *p, size_t old, void *dst, size_t size)
+{
+	int saved = errno;
+	/* A mark in dst, so that after a failure we can tell whether dst
+	 * is still our mapping. */
+	uint64_t mark = os_random64();
+	*(volatile uint64_t *)dst = mark;
+	if (mremap(p, old, size, MREMAP_MAYMOVE | MREMAP_FIXED, dst) != MAP_FAILED) {
+		errno = saved;
+		return true;
+	}
+	/* The kernel unmaps dst before the checks that may still fail
+	 * (mremap_to in mm/mremap.c), and someone else may have mapped
+	 * there since: give dst back only if it is provably ours. */
+	void *again = os_mmap(dst, size, MAP_FIXED_NOREPLACE);
+	uint64_t seen;
+	if (again == dst || (!again && os_peek(dst, &seen) && seen == mark))
+		munmap(dst, size);
+	else if (again)
+		munmap(again, size);   /* a kernel that took the flag for a hint */
+	errno = saved;
+	return false;
 }
 
 void os_purge(void *p, size_t size)

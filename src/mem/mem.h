@@ -131,5 +131,10 @@ size_t large_reset(bool (*pick)(unsigned arena, void *ctx),
 void *large_realloc(void *p, size_t size);
 /* Give back cached mappings unused for HEAPLIB_DECAY_MS (all: every one). */
 size_t large_trim(bool all);
+#ifdef HL_TEST_HOOKS
+/* How many more entries the range table takes before an insert needs a
+ * new table mapped (0: the next insert of a new address maps one). */
+size_t large_test_table_room(void);
+#endif
 
 #endif
