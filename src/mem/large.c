@@ -207,12 +207,47 @@ static bool lg_cache_claim(unsigned i, uint64_t w)
 	return true;
 }
 
-/* A claimed mapping goes back to the OS. */
+/* Put w in a free entry, evicting nothing; false if none is free. */
+static bool lg_cache_slot_put(uint64_t w)
+{
+	for (unsigned i = 0; i < LG_CACHE; i++) {
+		uint64_t zero = 0;
+		if (lf_load_relaxed(&lg_cache[i]))
+			continue;
+		lf_store_relaxed(&lg_cache_stamp[i], os_now_ms());
+		if (lf_cas_strong_acq_rel(&lg_cache[i], &zero, w)) {
+			lf_fetch_add_relaxed(&lg_cache_bytes, lg_w_len(w));
+			return true;
+		}
+	}
+	return false;
+}
+
+/* Unmap a mapping heaplib is done with.  The kernel refuses when that
+ * would split a mapping past vm.max_map_count (neighbouring mappings
+ * merge, so even a whole block may need a split): its pages are then
+ * purged, and only the address range stays taken. */
+static void lg_unmap(void *p, size_t len)
+{
+	if (!os_unmap(p, len)) {
+		os_purge(p, len);
+		HL_CTR_ADD(bytes_purged, len);
+	}
+}
+
+/* A claimed mapping goes back to the OS; returns the bytes unmapped.  One
+ * the kernel keeps is purged and cached again, still ours to hand out
+ * (with no entry free, only its address range is lost). */
 static size_t lg_cache_drop(uint64_t w)
 {
-	os_unmap(lg_w_addr(w), lg_w_len(w));
-	HL_CTR_ADD(bytes_purged, lg_w_len(w));
-	return lg_w_len(w);
+	char *p = lg_w_addr(w);
+	size_t len = lg_w_len(w);
+	HL_CTR_ADD(bytes_purged, len);
+	if (os_unmap(p, len))
+		return len;
+	os_purge(p, len);
+	lg_cache_slot_put(w);
+	return 0;
 }
 
 /* Claim the best entry of at least min_len bytes: the smallest, or with
@@ -247,7 +282,9 @@ static uint64_t lg_cache_claim_best(size_t min_len, bool oldest)
 static bool lg_cache_put(void *p, size_t len);
 
 /* The smallest cached mapping that holds len bytes; its tail, if any, goes
- * back to the cache (its pages stay warm) or to the OS. */
+ * back to the cache (its pages stay warm) or to the OS.  *got is the
+ * block's length: len, or the whole mapping's when its tail can go to
+ * neither (the kernel refuses the split): never a page we forget. */
 static void *lg_cache_take(size_t len, size_t *got)
 {
 	uint64_t w = lg_cache_claim_best(len, false);
@@ -255,22 +292,24 @@ static void *lg_cache_take(size_t len, size_t *got)
 		return NULL;
 	char *p = lg_w_addr(w);
 	size_t have = lg_w_len(w);
-	/* Hand out exactly the pages asked for: the usable size stays
-	 * page-granular to the request. */
-	if (have > len && !lg_cache_put(p + len, have - len))
-		os_unmap(p + len, have - len);
-	*got = len;
+	HL_HOOK("large_cache_taken");
+	/* Hand out exactly the pages asked for if we can: the usable size
+	 * stays page-granular to the request. */
+	*got = have;
+	if (have > len && (lg_cache_put(p + len, have - len) ||
+			   os_unmap(p + len, have - len)))
+		*got = len;
 	return p;
 }
 
-/* Give the oldest cached mapping back to the OS; false if none. */
+/* Give the oldest cached mapping back to the OS; false if none, or if the
+ * kernel kept it (it is cached again: no room was made). */
 static bool lg_cache_evict_oldest(void)
 {
 	uint64_t w = lg_cache_claim_best(0, true);
 	if (!w)
 		return false;
-	lg_cache_drop(w);
-	return true;
+	return lg_cache_drop(w) != 0;
 }
 
 /* Cache a freed mapping; the oldest ones make room for it (what was freed
@@ -284,16 +323,8 @@ static bool lg_cache_put(void *p, size_t len)
 			return false;
 	uint64_t w = lg_w_make(p, len);
 	for (int round = 0; round < 2; round++) {
-		for (unsigned i = 0; i < LG_CACHE; i++) {
-			uint64_t zero = 0;
-			if (lf_load_relaxed(&lg_cache[i]))
-				continue;
-			lf_store_relaxed(&lg_cache_stamp[i], os_now_ms());
-			if (lf_cas_strong_acq_rel(&lg_cache[i], &zero, w)) {
-				lf_fetch_add_relaxed(&lg_cache_bytes, len);
-				return true;
-			}
-		}
+		if (lg_cache_slot_put(w))
+			return true;
 		if (!lg_cache_evict_oldest())
 			break;
 	}
@@ -336,7 +367,7 @@ void *large_alloc(size_t size, size_t align, bool zero)
 		}
 	}
 	if (!lg_insert((uintptr_t)p, got)) {
-		os_unmap(p, got);
+		lg_unmap(p, got);
 		errno = ENOMEM;
 		return NULL;
 	}
@@ -352,7 +383,7 @@ static void lg_release(void *p, size_t len)
 	HL_CTR_SUB(large_live, 1);
 	HL_CTR_SUB(large_bytes, len);
 	if (!lg_cache_put(p, len))
-		os_unmap(p, len);
+		lg_unmap(p, len);
 }
 
 static HL_COLD void lg_bad(const void *p, const char *call)
@@ -436,7 +467,7 @@ size_t large_reset(bool (*pick)(unsigned arena, void *ctx),
 			if (!lf_cas_strong_acq_rel(&tab[i].start, &s, LG_TOMB))
 				continue;
 			freed(LG_ARENA(tagged), (void *)s, LG_LEN(tagged), ctx);
-			os_unmap((void *)s, LG_LEN(tagged));
+			lg_unmap((void *)s, LG_LEN(tagged));
 			n++;
 		}
 	}
@@ -468,7 +499,7 @@ static void *lg_grow_warm(lg_ent_t *e, char *p, size_t len, size_t want)
 		return NULL;
 	if (!lg_insert((uintptr_t)w, got)) {
 		if (!lg_cache_put(w, got))
-			os_unmap(w, got);
+			lg_unmap(w, got);
 		return NULL;
 	}
 	memcpy(w, p, len);
