@@ -62,24 +62,53 @@ void *os_map(size_t size)
 	return os_mmap(NULL, size, 0);
 }
 
+/* Aligned without over-mapping where possible: an over-map needs size +
+ * align of address space at once (2 GiB for a 1 GiB chunk), which a
+ * process under RLIMIT_AS may not have when size alone would fit. */
 void *os_map_aligned(size_t size, size_t align)
 {
 	if (align <= HL_PAGE)
 		return os_map(size);
 	if (OS_MAP_FAILS())
 		return NULL;
+	char *p = os_mmap(NULL, size, 0);
+	if (!p)
+		return NULL;
+	uintptr_t a = (uintptr_t)p;
+	if (!(a & (align - 1)))
+		return p;
+	/* The kernel hands out addresses top down: the aligned address
+	 * just below p is likely free, else the one above, or below that. */
+	int saved = errno;
+	munmap(p, size);
+	uintptr_t down = a & ~(uintptr_t)(align - 1);
+	uintptr_t cand[3] = { down, down + align, down - align };
+	for (int i = 0; i < 3; i++) {
+		if (cand[i] == 0 || cand[i] + size < cand[i])
+			continue;
+		char *q = os_mmap((void *)cand[i], size, MAP_FIXED_NOREPLACE);
+		if (q == (char *)cand[i]) {
+			errno = saved;
+			return q;
+		}
+		if (q)
+			munmap(q, size);   /* a kernel that took the flag for a hint */
+	}
+	errno = saved;
 	size_t over = size + align;
 	if (over < size)
 		return NULL;
-	char *p = os_mmap(NULL, over, 0);
+	p = os_mmap(NULL, over, 0);
 	if (!p)
 		return NULL;
-	uintptr_t a = ((uintptr_t)p + align - 1) & ~(uintptr_t)(align - 1);
+	a = ((uintptr_t)p + align - 1) & ~(uintptr_t)(align - 1);
 	size_t head = a - (uintptr_t)p, tail = over - head - size;
+	/* A trim the kernel refuses (the mapping limit) leaves that piece
+	 * mapped: address space only, never touched. */
 	if (head)
-		munmap(p, head);
+		os_unmap(p, head);
 	if (tail)
-		munmap((char *)a + size, tail);
+		os_unmap((char *)a + size, tail);
 	return (void *)a;
 }
 
