@@ -39,7 +39,8 @@ pm_slot_t *pm_chunkmap[HL_CHUNKMAP_LEN];
  * base is 1 GiB aligned, the count at most 1 << 14), one word so that one
  * CAS publishes both. */
 static uintptr_t pm_chunk_word[HL_MAX_CHUNKS];
-/* Next free slot, as a global slot number (chunk << 14 | slot). */
+/* Next fresh slot, as a global slot number (chunk << 14 | slot); at most
+ * HL_MAX_CHUNKS << 14, and always in a chunk that is mapped or chunk 0. */
 static uint64_t pm_next;
 static lf_tstack_t pm_dirty[HL_SPAN_ORDERS];
 static lf_tstack_t pm_clean[HL_SPAN_ORDERS];
@@ -138,39 +139,37 @@ static uint32_t *pm_span_link(void *ctx, uint32_t span)
 	return &pm_slot_of_span(span)->link;
 }
 
+/* A fresh span of (1 << order) slots.  pm_next moves only by CAS, and
+ * only to slots of a chunk that is mapped: past a span it hands out, or
+ * past what cannot hold one (the records, the tail of a chunk) once the
+ * next chunk is mapped.  So it never passes HL_MAX_CHUNKS chunks, and an
+ * attempt whose map fails leaves it as it was. */
 static uint32_t pm_span_new(unsigned order)
 {
 	uint32_t n = 1u << order;
+	uint64_t g = lf_load_acquire(&pm_next);
 	for (;;) {
-		uint64_t g = lf_fetch_add_relaxed(&pm_next, n);
 		uint32_t k = (uint32_t)(g / HL_SLOTS_PER_CHUNK);
 		uint32_t s = (uint32_t)(g % HL_SLOTS_PER_CHUNK);
-		if (k >= HL_MAX_CHUNKS)
-			return 0;
-		if (s + n > HL_SLOTS_PER_CHUNK) {
-			/* Crosses into the next chunk: skip to its first
-			 * usable slot (the tail of this one stays unused). */
-			uint64_t want = (uint64_t)(k + 1) * HL_SLOTS_PER_CHUNK + PM_REC_SLOTS;
-			uint64_t cur = g + n;
-			while (cur < want && !lf_cas_weak_acq_rel(&pm_next, &cur, want))
-				;
-			continue;
-		}
-		if (s < PM_REC_SLOTS)
-			continue;
 		uint32_t slots;
 		if (!pm_chunk(k, &slots))
 			return 0;
-		if (s + n > slots) {
-			/* Past the mapped piece of a short chunk. */
-			uint64_t want = (uint64_t)(k + 1) * HL_SLOTS_PER_CHUNK + PM_REC_SLOTS;
-			uint64_t cur = g + n;
-			while (cur < want && !lf_cas_weak_acq_rel(&pm_next, &cur, want))
-				;
-			continue;
+		uint64_t skip;
+		if (s < PM_REC_SLOTS) {
+			skip = g - s + PM_REC_SLOTS;
+		} else if (s + n > slots) {
+			if (!pm_chunk(k + 1, &slots))
+				return 0;   /* at the bound, or no memory */
+			skip = (uint64_t)(k + 1) * HL_SLOTS_PER_CHUNK + PM_REC_SLOTS;
+		} else {
+			if (lf_cas_weak_acq_rel(&pm_next, &g, g + n)) {
+				HL_CTR_ADD(span_slots_used, n);
+				return (uint32_t)g + 1;
+			}
+			continue;   /* g is the counter's new value */
 		}
-		HL_CTR_ADD(span_slots_used, n);
-		return (uint32_t)g + 1;
+		if (lf_cas_weak_acq_rel(&pm_next, &g, skip))
+			g = skip;
 	}
 }
 
