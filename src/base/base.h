@@ -52,7 +52,18 @@ void hl_write_err(const char *msg);
 /* ---- os.c --------------------------------------------------------------- */
 void *os_map(size_t size);                 /* RW, NORESERVE; NULL on failure */
 void *os_map_aligned(size_t size, size_t align);
-void os_unmap(void *p, size_t size);
+/* false if the kernel refused (a split past vm.max_map_count): the pages
+ * are then still mapped, and still the caller's. */
+bool os_unmap(void *p, size_t size);
+/* Resize the mapping [p, p + old) to size bytes where it is (mremap
+ * without moving); false if the kernel refuses (the pages after it are
+ * taken, or a split past the mapping limit), the mapping then as it was. */
+bool os_remap(void *p, size_t old, size_t size);
+/* Move the pages of [p, p + old) into dst, a mapping of size >= old bytes
+ * the caller holds (os_map), with mremap: p's range is then unmapped.
+ * false if the kernel refuses: p is as it was, and dst is no longer the
+ * caller's (given back, or already taken back by the kernel). */
+bool os_move(void *p, size_t old, void *dst, size_t size);
 void os_purge(void *p, size_t size);       /* MADV_DONTNEED */
 /* Secure pages: locked in RAM and out of core dumps; false (nothing
  * changed) if they cannot be locked.  os_unlock undoes both. */
@@ -61,6 +72,20 @@ void os_unlock(void *p, size_t size);
 uint32_t os_now_ms(void);
 unsigned os_ncpu(void);
 uint64_t os_random64(void);
+
+#ifdef HL_TEST_HOOKS
+/* Fault injection, test builds only.  os_test_fail_maps(n): the next n
+ * maps fail as if the kernel had refused them (NULL, errno untouched);
+ * n < 0: every map fails until the next call; 0: none fails.  A map is a
+ * call of os_map or os_map_aligned (one, however many tries it makes
+ * inside), or of os_remap that grows.  os_test_fail_unmaps(n) does the same for os_unmap (false,
+ * nothing unmapped).  os_test_failed(): how many failures were injected
+ * since the process started, so that a test can tell that it reached the
+ * path it meant to. */
+void os_test_fail_maps(long n);
+void os_test_fail_unmaps(long n);
+unsigned long os_test_failed(void);
+#endif
 
 /* size rounded up to whole pages in *out; false on overflow or 0. */
 static inline bool os_page_round(size_t size, size_t *out)

@@ -92,6 +92,12 @@ bool tc_in_thread_cache(void *p, unsigned cls);
  * default): flush it and give it back.  tc_attach lets it have one again. */
 void tc_detach(void);
 void tc_attach(void);
+#ifdef HL_TEST_HOOKS
+/* How many new thread caches may still be made (ids left in the pool);
+ * the seed leaves `left` of them. */
+void tc_test_seed_pool(uint32_t left);
+int64_t tc_test_pool_left(void);
+#endif
 
 /* ---- decay.c ------------------------------------------------------------ */
 /* Cheap clock check on slow paths: every quarter of HEAPLIB_DECAY_MS, one

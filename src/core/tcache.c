@@ -18,7 +18,8 @@
  *   the bins (fast path,   nothing: the owner    (thread-local)
  *   tc_*_slow, flush)      thread only
  *   tc_xfer_put/_get       anything              the transfer stack's CAS
- *   tc_create/exit         anything              the pool stack's CAS
+ *   tc_create/exit         anything              the pool stack's CAS, or the
+ *                                                pool counter's (a new cache)
  */
 #define _GNU_SOURCE
 #include <string.h>
@@ -51,6 +52,11 @@ static lf_tstack_t tc_xfer[HL_NCLASSES];
 static uint32_t tc_xfer_len[HL_NCLASSES];
 static uint32_t tc_xfer_max[HL_NCLASSES];
 
+#ifdef HL_TEST_HOOKS
+void tc_test_seed_pool(uint32_t left) { lf_store_release(&tc_pool_next, TC_MAX - left); }
+int64_t tc_test_pool_left(void) { return (int64_t)TC_MAX - lf_load_acquire(&tc_pool_next); }
+#endif
+
 static uint32_t *tc_pool_link(void *ctx, uint32_t id)
 {
 	(void)ctx;
@@ -82,28 +88,50 @@ void tc_init(void)
 	lf_tstack_init(&tc_nodes_free);
 }
 
+/* Take the next of n numbers from *ctr by CAS: false at the bound, where
+ * *ctr stays.  Any thread. */
+static bool tc_take_number(uint32_t *ctr, uint32_t n, uint32_t *id)
+{
+	uint32_t cur = lf_load_acquire(ctr);
+	do {
+		if (cur >= n)
+			return false;
+	} while (!lf_cas_weak_acq_rel(ctr, &cur, cur + 1));
+	*id = cur + 1;
+	return true;
+}
+
+/* A new cache: mapped first and numbered after, so that a failed map
+ * spends no number. */
+static hl_tcache_t *tc_new(void)
+{
+	if (lf_load_acquire(&tc_pool_next) >= TC_MAX)
+		return NULL;
+	hl_tcache_t *tc = os_map(tc_bytes_each);
+	if (!tc)
+		return NULL;
+	uint32_t id;
+	if (!tc_take_number(&tc_pool_next, TC_MAX, &id)) {
+		os_unmap(tc, tc_bytes_each);
+		return NULL;
+	}
+	tc->id = id;
+	void **s = tc->store;
+	for (unsigned c = 0; c < HL_NCLASSES; c++) {
+		tc->bin[c].cap = 2 * sc_table[c].batch;
+		tc->bin[c].slots = s;
+		s += tc->bin[c].cap;
+	}
+	lf_store_release(&tc_pool[id - 1], tc);
+	return tc;
+}
+
 static hl_tcache_t *tc_create(void)
 {
 	uint32_t id = lf_tstack_pop(&tc_pool_free, tc_pool_link, NULL);
-	hl_tcache_t *tc;
-	if (id) {
-		tc = tc_pool[id - 1];
-	} else {
-		id = lf_fetch_add_relaxed(&tc_pool_next, 1) + 1;
-		if (id > TC_MAX)
-			return NULL;
-		tc = os_map(tc_bytes_each);
-		if (!tc)
-			return NULL;
-		tc->id = id;
-		lf_store_release(&tc_pool[id - 1], tc);
-		void **s = tc->store;
-		for (unsigned c = 0; c < HL_NCLASSES; c++) {
-			tc->bin[c].cap = 2 * sc_table[c].batch;
-			tc->bin[c].slots = s;
-			s += tc->bin[c].cap;
-		}
-	}
+	hl_tcache_t *tc = id ? tc_pool[id - 1] : tc_new();
+	if (!tc)
+		return NULL;
 	tc->heap = sb_heap_pick();
 	tc->last_ms = os_now_ms();
 	tc->bytes = 0;
@@ -118,11 +146,8 @@ static hl_tcache_t *tc_create(void)
 static tc_node_t *tc_node_get(void)
 {
 	uint32_t id = lf_tstack_pop(&tc_nodes_free, tc_node_link, NULL);
-	if (!id) {
-		id = lf_fetch_add_relaxed(&tc_nodes_next, 1) + 1;
-		if (id > TC_NODES)
-			return NULL;
-	}
+	if (!id && !tc_take_number(&tc_nodes_next, TC_NODES, &id))
+		return NULL;
 	return &tc_nodes[id - 1];
 }
 

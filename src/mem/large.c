@@ -7,13 +7,20 @@
  *
  * Range table: open-addressed tables keyed by start address, each twice
  * the size of the one before; entries are claimed and tombstoned by CAS.
- * An entry is {start, len}; start is 0 (never used), 1 (tombstone) or 2
- * (being filled), else the block's address.
+ * An entry is {start, len}; start is a block's address or one of the
+ * states below, which no lookup matches:
+ *   LG_EMPTY    never used: ends a probe
+ *   LG_TOMB     freed: reused by inserts
+ *   LG_FILLING  claimed by an insert that has not published it yet
+ *   LG_MOVING   a block being reallocated: its range may be the kernel's
+ *               again while it is in this state, so no lookup may find it,
+ *               and no insert may take the entry (its owner ends it)
+ * The rule that keeps two live blocks from overlapping: no entry names a
+ * range the kernel may hand to someone else.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <string.h>
-#include <sys/mman.h>
 
 #include "mem/mem.h"
 
@@ -22,6 +29,7 @@
 #define LG_EMPTY 0u
 #define LG_TOMB 1u
 #define LG_FILLING 2u
+#define LG_MOVING 3u
 #define LG_CACHE 64
 #define LG_CACHE_BYTES ((uint64_t)64 << 20)
 
@@ -40,6 +48,8 @@ static uint32_t lg_cur;
 static uint64_t lg_cache[LG_CACHE];
 static uint32_t lg_cache_stamp[LG_CACHE];
 static uint64_t lg_cache_bytes;
+
+static inline bool lg_is_block(uintptr_t s) { return s > LG_MOVING; }
 
 static inline size_t lg_cap(unsigned t) { return (size_t)1 << (LG_FIRST_BITS + t); }
 
@@ -62,15 +72,18 @@ static lg_ent_t *lg_table(unsigned t)
 	return tab;
 }
 
-static bool lg_insert(uintptr_t start, size_t len)
+/* Claim an entry for a block that will start at start, in the state
+ * LG_FILLING, which no lookup matches; NULL when every table is full or
+ * the next table cannot be mapped (the caller reports ENOMEM). */
+static lg_ent_t *lg_claim(uintptr_t start)
 {
 	for (;;) {
 		unsigned t = lf_load_acquire(&lg_cur);
 		if (t >= LG_TABLES)
-			return false;
+			return NULL;
 		lg_ent_t *tab = lg_table(t);
 		if (!tab)
-			return false;
+			return NULL;
 		size_t cap = lg_cap(t), h = lg_hash(start, t);
 		if (lf_load_relaxed(&lg_used[t]) < cap / 2) {
 			for (size_t i = 0; i < cap; i++) {
@@ -82,9 +95,7 @@ static bool lg_insert(uintptr_t start, size_t len)
 					continue;
 				if (s == LG_EMPTY)
 					lf_fetch_add_relaxed(&lg_used[t], 1);
-				lf_store_relaxed(&e->len, len);
-				lf_store_release(&e->start, start);
-				return true;
+				return e;
 			}
 		}
 		/* This table is half full: move inserts to the next one. */
@@ -92,6 +103,41 @@ static bool lg_insert(uintptr_t start, size_t len)
 		lf_cas_strong_acq_rel(&lg_cur, &cur, t + 1);
 	}
 }
+
+/* The claimant only: the block is found from now on. */
+static void lg_publish(lg_ent_t *e, uintptr_t start, size_t len)
+{
+	lf_store_relaxed(&e->len, len);
+	lf_store_release(&e->start, start);
+}
+
+/* The claimant (or the owner of a LG_MOVING entry) only: let it go. */
+static void lg_unclaim(lg_ent_t *e)
+{
+	lf_store_release(&e->start, LG_TOMB);
+}
+
+static bool lg_insert(uintptr_t start, size_t len)
+{
+	lg_ent_t *e = lg_claim(start);
+	if (!e)
+		return false;
+	lg_publish(e, start, len);
+	return true;
+}
+
+#ifdef HL_TEST_HOOKS
+size_t large_test_table_room(void)
+{
+	unsigned t = lf_load_acquire(&lg_cur);
+	if (t >= LG_TABLES)
+		return 0;
+	if (!lf_load_acquire(&lg_tab[t]))
+		return 0;
+	size_t used = lf_load_relaxed(&lg_used[t]);
+	return used < lg_cap(t) / 2 ? lg_cap(t) / 2 - used : 0;
+}
+#endif
 
 static lg_ent_t *lg_find(uintptr_t start)
 {
@@ -125,7 +171,7 @@ int large_lookup(const void *p, size_t *size, uintptr_t *start)
 				continue;
 			for (size_t i = 0; i < lg_cap(t); i++) {
 				uintptr_t s = lf_load_acquire(&tab[i].start);
-				if (s > LG_FILLING && a > s && a < s + LG_LEN(lf_load_relaxed(&tab[i].len))) {
+				if (lg_is_block(s) && a > s && a < s + LG_LEN(lf_load_relaxed(&tab[i].len))) {
 					*start = s;
 					return -1;
 				}
@@ -161,12 +207,47 @@ static bool lg_cache_claim(unsigned i, uint64_t w)
 	return true;
 }
 
-/* A claimed mapping goes back to the OS. */
+/* Put w in a free entry, evicting nothing; false if none is free. */
+static bool lg_cache_slot_put(uint64_t w)
+{
+	for (unsigned i = 0; i < LG_CACHE; i++) {
+		uint64_t zero = 0;
+		if (lf_load_relaxed(&lg_cache[i]))
+			continue;
+		lf_store_relaxed(&lg_cache_stamp[i], os_now_ms());
+		if (lf_cas_strong_acq_rel(&lg_cache[i], &zero, w)) {
+			lf_fetch_add_relaxed(&lg_cache_bytes, lg_w_len(w));
+			return true;
+		}
+	}
+	return false;
+}
+
+/* Unmap a mapping heaplib is done with.  The kernel refuses when that
+ * would split a mapping past vm.max_map_count (neighbouring mappings
+ * merge, so even a whole block may need a split): its pages are then
+ * purged, and only the address range stays taken. */
+static void lg_unmap(void *p, size_t len)
+{
+	if (!os_unmap(p, len)) {
+		os_purge(p, len);
+		HL_CTR_ADD(bytes_purged, len);
+	}
+}
+
+/* A claimed mapping goes back to the OS; returns the bytes unmapped.  One
+ * the kernel keeps is purged and cached again, still ours to hand out
+ * (with no entry free, only its address range is lost). */
 static size_t lg_cache_drop(uint64_t w)
 {
-	os_unmap(lg_w_addr(w), lg_w_len(w));
-	HL_CTR_ADD(bytes_purged, lg_w_len(w));
-	return lg_w_len(w);
+	char *p = lg_w_addr(w);
+	size_t len = lg_w_len(w);
+	HL_CTR_ADD(bytes_purged, len);
+	if (os_unmap(p, len))
+		return len;
+	os_purge(p, len);
+	lg_cache_slot_put(w);
+	return 0;
 }
 
 /* Claim the best entry of at least min_len bytes: the smallest, or with
@@ -201,7 +282,9 @@ static uint64_t lg_cache_claim_best(size_t min_len, bool oldest)
 static bool lg_cache_put(void *p, size_t len);
 
 /* The smallest cached mapping that holds len bytes; its tail, if any, goes
- * back to the cache (its pages stay warm) or to the OS. */
+ * back to the cache (its pages stay warm) or to the OS.  *got is the
+ * block's length: len, or the whole mapping's when its tail can go to
+ * neither (the kernel refuses the split): never a page we forget. */
 static void *lg_cache_take(size_t len, size_t *got)
 {
 	uint64_t w = lg_cache_claim_best(len, false);
@@ -209,22 +292,24 @@ static void *lg_cache_take(size_t len, size_t *got)
 		return NULL;
 	char *p = lg_w_addr(w);
 	size_t have = lg_w_len(w);
-	/* Hand out exactly the pages asked for: the usable size stays
-	 * page-granular to the request. */
-	if (have > len && !lg_cache_put(p + len, have - len))
-		os_unmap(p + len, have - len);
-	*got = len;
+	HL_HOOK("large_cache_taken");
+	/* Hand out exactly the pages asked for if we can: the usable size
+	 * stays page-granular to the request. */
+	*got = have;
+	if (have > len && (lg_cache_put(p + len, have - len) ||
+			   os_unmap(p + len, have - len)))
+		*got = len;
 	return p;
 }
 
-/* Give the oldest cached mapping back to the OS; false if none. */
+/* Give the oldest cached mapping back to the OS; false if none, or if the
+ * kernel kept it (it is cached again: no room was made). */
 static bool lg_cache_evict_oldest(void)
 {
 	uint64_t w = lg_cache_claim_best(0, true);
 	if (!w)
 		return false;
-	lg_cache_drop(w);
-	return true;
+	return lg_cache_drop(w) != 0;
 }
 
 /* Cache a freed mapping; the oldest ones make room for it (what was freed
@@ -238,16 +323,8 @@ static bool lg_cache_put(void *p, size_t len)
 			return false;
 	uint64_t w = lg_w_make(p, len);
 	for (int round = 0; round < 2; round++) {
-		for (unsigned i = 0; i < LG_CACHE; i++) {
-			uint64_t zero = 0;
-			if (lf_load_relaxed(&lg_cache[i]))
-				continue;
-			lf_store_relaxed(&lg_cache_stamp[i], os_now_ms());
-			if (lf_cas_strong_acq_rel(&lg_cache[i], &zero, w)) {
-				lf_fetch_add_relaxed(&lg_cache_bytes, len);
-				return true;
-			}
-		}
+		if (lg_cache_slot_put(w))
+			return true;
 		if (!lg_cache_evict_oldest())
 			break;
 	}
@@ -290,7 +367,7 @@ void *large_alloc(size_t size, size_t align, bool zero)
 		}
 	}
 	if (!lg_insert((uintptr_t)p, got)) {
-		os_unmap(p, got);
+		lg_unmap(p, got);
 		errno = ENOMEM;
 		return NULL;
 	}
@@ -306,7 +383,7 @@ static void lg_release(void *p, size_t len)
 	HL_CTR_SUB(large_live, 1);
 	HL_CTR_SUB(large_bytes, len);
 	if (!lg_cache_put(p, len))
-		os_unmap(p, len);
+		lg_unmap(p, len);
 }
 
 static HL_COLD void lg_bad(const void *p, const char *call)
@@ -382,7 +459,7 @@ size_t large_reset(bool (*pick)(unsigned arena, void *ctx),
 			continue;
 		for (size_t i = 0; i < lg_cap(t); i++) {
 			uintptr_t s = lf_load_acquire(&tab[i].start);
-			if (s <= LG_FILLING)
+			if (!lg_is_block(s))
 				continue;
 			size_t tagged = lf_load_relaxed(&tab[i].len);
 			if (!LG_ARENA(tagged) || !pick(LG_ARENA(tagged), ctx))
@@ -390,13 +467,80 @@ size_t large_reset(bool (*pick)(unsigned arena, void *ctx),
 			if (!lf_cas_strong_acq_rel(&tab[i].start, &s, LG_TOMB))
 				continue;
 			freed(LG_ARENA(tagged), (void *)s, LG_LEN(tagged), ctx);
-			os_unmap((void *)s, LG_LEN(tagged));
+			lg_unmap((void *)s, LG_LEN(tagged));
 			n++;
 		}
 	}
 	return n;
 }
 
+/* Shrink in place; the entry, LG_MOVING, names only what is kept before
+ * the tail goes back.  A kernel that refuses (a split past the mapping
+ * limit) leaves the block as it was, which is still a right answer. */
+static void *lg_shrink(lg_ent_t *e, char *p, size_t len, size_t want)
+{
+	lf_store_relaxed(&e->len, want);
+	if (os_remap(p, len, want))
+		HL_CTR_SUB(large_bytes, len - want);
+	else
+		lf_store_relaxed(&e->len, len);
+	lf_store_release(&e->start, (uintptr_t)p);
+	return p;
+}
+
+/* Grow into a warm cached mapping: its entry is published before the
+ * copy (nobody knows its address yet) and p goes back only after its own
+ * entry is a tombstone. */
+static void *lg_grow_warm(lg_ent_t *e, char *p, size_t len, size_t want)
+{
+	size_t got;
+	char *w = lg_cache_take(want, &got);
+	if (!w)
+		return NULL;
+	if (!lg_insert((uintptr_t)w, got)) {
+		if (!lg_cache_put(w, got))
+			lg_unmap(w, got);
+		return NULL;
+	}
+	memcpy(w, p, len);
+	HL_HOOK("large_realloc_moved");
+	lg_unclaim(e);
+	HL_CTR_ADD(large_live, 1);
+	HL_CTR_ADD(large_bytes, got);
+	lg_release(p, len);
+	return w;
+}
+
+/* Move the pages with mremap into a destination reserved first, whose
+ * entry is claimed first: once the kernel has the old range back, no entry
+ * names it (e stays LG_MOVING until it is a tombstone), and the new range
+ * is named only once it holds the block.  Any failure leaves p as it was
+ * and nothing else behind. */
+static void *lg_grow_move(lg_ent_t *e, char *p, size_t len, size_t want)
+{
+	char *d = os_map(want);
+	if (!d)
+		return NULL;
+	lg_ent_t *de = lg_claim((uintptr_t)d);
+	if (!de) {
+		os_unmap(d, want);
+		return NULL;
+	}
+	if (!os_move(p, len, d, want)) {
+		lg_unclaim(de);   /* os_move gave d back */
+		return NULL;
+	}
+	HL_HOOK("large_realloc_moved");
+	lg_unclaim(e);
+	lg_publish(de, (uintptr_t)d, want);
+	HL_CTR_ADD(large_bytes, want - len);
+	return d;
+}
+
+/* The caller owns p and nobody else may free or reallocate it meanwhile
+ * (it would be a double free: it aborts, one way or the other).  NULL
+ * with p untouched and errno as it was when memory is short: the caller
+ * falls back to malloc, copy and free. */
 void *large_realloc(void *p, size_t size)
 {
 	lg_ent_t *e = lg_find((uintptr_t)p);
@@ -412,41 +556,26 @@ void *large_realloc(void *p, size_t size)
 	}
 	if (want <= len && want >= len / 2)
 		return p;
-	if (want > len) {
-		/* Growing: a warm cached mapping costs a copy of the old
-		 * bytes; mremap would fault in every new page instead, and
-		 * page faults are the dearer of the two here (DESIGN.md 3). */
-		size_t got;
-		char *w = lg_cache_take(want, &got);
-		if (w) {
-			if (!lg_insert((uintptr_t)w, got)) {
-				if (!lg_cache_put(w, got))
-					os_unmap(w, got);
-			} else {
-				memcpy(w, p, len);
-				uintptr_t s = (uintptr_t)p;
-				lf_cas_strong_acq_rel(&e->start, &s, LG_TOMB);
-				HL_CTR_ADD(large_live, 1);
-				HL_CTR_ADD(large_bytes, got);
-				lg_release(p, len);
-				return w;
-			}
-		}
-	}
-	int saved = errno;
-	void *q = mremap(p, len, want, MREMAP_MAYMOVE);
-	if (q == MAP_FAILED) {
-		errno = saved;
-		return NULL;   /* the caller falls back to copy */
-	}
-	HL_CTR_ADD(large_bytes, want - len);
-	if (q == p) {
+	uintptr_t s = (uintptr_t)p;
+	if (!lf_cas_strong_acq_rel(&e->start, &s, LG_MOVING))
+		hl_fatal("realloc", p, HL_WHY_FREE_LARGE);   /* freed meanwhile */
+	if (want < len)
+		return lg_shrink(e, p, len, want);
+	/* Growing: a warm cached mapping costs a copy of the old bytes;
+	 * mremap would fault in every new page instead, and page faults
+	 * are the dearer of the two here (DESIGN.md 3). */
+	void *q = lg_grow_warm(e, p, len, want);
+	if (q)
+		return q;
+	if (os_remap(p, len, want)) {
 		lf_store_relaxed(&e->len, want);
+		lf_store_release(&e->start, (uintptr_t)p);
+		HL_CTR_ADD(large_bytes, want - len);
 		return p;
 	}
-	uintptr_t s = (uintptr_t)p;
-	lf_cas_strong_acq_rel(&e->start, &s, LG_TOMB);
-	if (!lg_insert((uintptr_t)q, want))
-		hl_fatal("realloc", q, "range table full");
-	return q;
+	q = lg_grow_move(e, p, len, want);
+	if (q)
+		return q;
+	lf_store_release(&e->start, (uintptr_t)p);
+	return NULL;
 }

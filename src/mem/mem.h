@@ -62,6 +62,12 @@ char *pm_addr_of_span(uint32_t span);
 /* Purge cached spans emptied at least HEAPLIB_DECAY_MS ago (all: every
  * one); returns the bytes given back.  When to call it is core/decay.c's. */
 size_t pm_purge(bool all);
+#ifdef HL_TEST_HOOKS
+/* The next fresh slot, as a global slot number (chunk << 14 | slot): the
+ * setter is for seeding it forward, never back over slots in use. */
+void pm_test_set_next(uint64_t g);
+uint64_t pm_test_next(void);
+#endif
 
 /* ---- backing.c ---------------------------------------------------------- */
 extern HL_HIDDEN bk_t bk_tab[HL_MAX_REGIONS];
@@ -141,5 +147,10 @@ size_t large_reset(bool (*pick)(unsigned arena, void *ctx),
 void *large_realloc(void *p, size_t size);
 /* Give back cached mappings unused for HEAPLIB_DECAY_MS (all: every one). */
 size_t large_trim(bool all);
+#ifdef HL_TEST_HOOKS
+/* How many more entries the range table takes before an insert needs a
+ * new table mapped (0: the next insert of a new address maps one). */
+size_t large_test_table_room(void);
+#endif
 
 #endif

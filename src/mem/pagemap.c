@@ -8,6 +8,13 @@
  * chunk and its records is one step published by one CAS.  Chunks are
  * never unmapped: slot records are type-stable, which is what lets the
  * span caches be plain tagged stacks.
+ *
+ * When the address space is short (RLIMIT_AS), a chunk may be a smaller
+ * piece of its 1 GiB: still 1 GiB aligned (the page map finds records by
+ * address) and still holding the records of the whole 1 GiB, with only
+ * its first slots usable.  The rest of that 1 GiB may then be anybody's,
+ * a region's pool among them: whoever installs the chunk-map entry first
+ * provides the records of the whole 1 GiB, for both.
  */
 #define _GNU_SOURCE
 #include <string.h>
@@ -17,9 +24,23 @@
 #define PM_REC_BYTES ((size_t)HL_SLOTS_PER_CHUNK * sizeof(pm_slot_t))
 #define PM_REC_SLOTS ((uint32_t)((PM_REC_BYTES + HL_SLOT_SIZE - 1) >> HL_SLOT_SHIFT))
 
+/* A chunk's reservation, largest first: a smaller piece is reserved only
+ * when the one before cannot be had; the smallest still holds the
+ * records and some slots. */
+#define PM_PIECES 5
+static const size_t pm_piece[PM_PIECES] = {
+	HL_CHUNK_SIZE, (size_t)256 << 20, (size_t)64 << 20, (size_t)16 << 20, (size_t)4 << 20
+};
+_Static_assert(((size_t)4 << 20) >= PM_REC_BYTES + 8 * HL_SLOT_SIZE,
+	       "the smallest piece holds the records and a span of every order");
+
 pm_slot_t *pm_chunkmap[HL_CHUNKMAP_LEN];
-static char *pm_chunk_base[HL_MAX_CHUNKS];
-/* Next free slot, as a global slot number (chunk << 14 | slot). */
+/* Chunk k, once mapped: its base | how many of its slots are mapped (the
+ * base is 1 GiB aligned, the count at most 1 << 14), one word so that one
+ * CAS publishes both. */
+static uintptr_t pm_chunk_word[HL_MAX_CHUNKS];
+/* Next fresh slot, as a global slot number (chunk << 14 | slot); at most
+ * HL_MAX_CHUNKS << 14, and always in a chunk that is mapped or chunk 0. */
 static uint64_t pm_next;
 static lf_tstack_t pm_dirty[HL_SPAN_ORDERS];
 static lf_tstack_t pm_clean[HL_SPAN_ORDERS];
@@ -35,42 +56,68 @@ void pm_init(void)
 	lf_store_relaxed(&pm_next, (uint64_t)PM_REC_SLOTS);
 }
 
-/* Base of chunk k, mapping it if nobody has yet.  Racing mappers both map;
- * the CAS picks one and the other unmaps (lock-free, no waiting). */
-static char *pm_chunk(uint32_t k)
+#ifdef HL_TEST_HOOKS
+void pm_test_set_next(uint64_t g) { lf_store_release(&pm_next, g); }
+uint64_t pm_test_next(void) { return lf_load_acquire(&pm_next); }
+#endif
+
+static inline char *pm_word_base(uintptr_t w)
+{
+	return (char *)(w & ~(uintptr_t)(HL_CHUNK_SIZE - 1));
+}
+
+static inline uint32_t pm_word_slots(uintptr_t w)
+{
+	return (uint32_t)(w & (HL_CHUNK_SIZE - 1));
+}
+
+/* Base of chunk k and, in *slots, how many of its slots are mapped;
+ * maps it if nobody has yet.  Racing mappers both map; the CAS picks one
+ * and the other unmaps (lock-free, no waiting). */
+static char *pm_chunk(uint32_t k, uint32_t *slots)
 {
 	if (k >= HL_MAX_CHUNKS)
 		return NULL;
-	char *base = lf_load_acquire(&pm_chunk_base[k]);
-	if (!base) {
-		char *mine = os_map_aligned(HL_CHUNK_SIZE, HL_CHUNK_SIZE);
+	uintptr_t w = lf_load_acquire(&pm_chunk_word[k]);
+	if (!w) {
+		char *mine = NULL;
+		size_t len = 0;
+		for (unsigned i = 0; i < PM_PIECES && !mine; i++) {
+			len = pm_piece[i];
+			mine = os_map_aligned(len, HL_CHUNK_SIZE);
+		}
 		if (!mine)
 			return NULL;
-		if (lf_cas_strong_acq_rel(&pm_chunk_base[k], &base, mine)) {
-			base = mine;
-			HL_CTR_ADD(reserved, HL_CHUNK_SIZE);
+		uintptr_t made = (uintptr_t)mine | (len >> HL_SLOT_SHIFT);
+		if (lf_cas_strong_acq_rel(&pm_chunk_word[k], &w, made)) {
+			w = made;
+			HL_CTR_ADD(reserved, len);
 		} else {
-			os_unmap(mine, HL_CHUNK_SIZE);
+			os_unmap(mine, len);
 		}
 	}
-	/* Whoever uses the chunk makes sure the page map knows it before a
-	 * block of it can be handed out (same value from every writer). */
+	/* Whoever uses the chunk makes sure the page map knows records for
+	 * it before a block of it can be handed out: its own, or those of a
+	 * pool in the same 1 GiB that got there first. */
+	char *base = pm_word_base(w);
 	pm_slot_t **ent = &pm_chunkmap[(uintptr_t)base >> HL_CHUNK_SHIFT];
+	pm_slot_t *none = NULL;
 	if (!lf_load_acquire(ent))
-		lf_store_release(ent, (pm_slot_t *)base);
+		lf_cas_strong_acq_rel(ent, &none, (pm_slot_t *)base);
+	*slots = pm_word_slots(w);
 	return base;
 }
 
 static inline char *pm_chunk_known(uint32_t k)
 {
-	return lf_load_acquire(&pm_chunk_base[k]);
+	return pm_word_base(lf_load_acquire(&pm_chunk_word[k]));
 }
 
-pm_slot_t *pm_slot_of_span(uint32_t span)
+/* The chunk's records are its own, not a pool's that it shares. */
+static inline bool pm_chunk_owns_recs(char *base)
 {
-	uint32_t g = span - 1;
-	pm_slot_t *recs = (pm_slot_t *)pm_chunk_known(g / HL_SLOTS_PER_CHUNK);
-	return &recs[g % HL_SLOTS_PER_CHUNK];
+	return lf_load_acquire(&pm_chunkmap[(uintptr_t)base >> HL_CHUNK_SHIFT]) ==
+	       (pm_slot_t *)base;
 }
 
 char *pm_addr_of_span(uint32_t span)
@@ -80,36 +127,49 @@ char *pm_addr_of_span(uint32_t span)
 	       ((size_t)(g % HL_SLOTS_PER_CHUNK) << HL_SLOT_SHIFT);
 }
 
+/* Through the chunk map, as free() finds it. */
+pm_slot_t *pm_slot_of_span(uint32_t span)
+{
+	return pm_lookup(pm_addr_of_span(span));
+}
+
 static uint32_t *pm_span_link(void *ctx, uint32_t span)
 {
 	(void)ctx;
 	return &pm_slot_of_span(span)->link;
 }
 
+/* A fresh span of (1 << order) slots.  pm_next moves only by CAS, and
+ * only to slots of a chunk that is mapped: past a span it hands out, or
+ * past what cannot hold one (the records, the tail of a chunk) once the
+ * next chunk is mapped.  So it never passes HL_MAX_CHUNKS chunks, and an
+ * attempt whose map fails leaves it as it was. */
 static uint32_t pm_span_new(unsigned order)
 {
 	uint32_t n = 1u << order;
+	uint64_t g = lf_load_acquire(&pm_next);
 	for (;;) {
-		uint64_t g = lf_fetch_add_relaxed(&pm_next, n);
 		uint32_t k = (uint32_t)(g / HL_SLOTS_PER_CHUNK);
 		uint32_t s = (uint32_t)(g % HL_SLOTS_PER_CHUNK);
-		if (k >= HL_MAX_CHUNKS)
+		uint32_t slots;
+		if (!pm_chunk(k, &slots))
 			return 0;
-		if (s + n > HL_SLOTS_PER_CHUNK) {
-			/* Crosses into the next chunk: skip to its first
-			 * usable slot (the tail of this one stays unused). */
-			uint64_t want = (uint64_t)(k + 1) * HL_SLOTS_PER_CHUNK + PM_REC_SLOTS;
-			uint64_t cur = g + n;
-			while (cur < want && !lf_cas_weak_acq_rel(&pm_next, &cur, want))
-				;
-			continue;
+		uint64_t skip;
+		if (s < PM_REC_SLOTS) {
+			skip = g - s + PM_REC_SLOTS;
+		} else if (s + n > slots) {
+			if (!pm_chunk(k + 1, &slots))
+				return 0;   /* at the bound, or no memory */
+			skip = (uint64_t)(k + 1) * HL_SLOTS_PER_CHUNK + PM_REC_SLOTS;
+		} else {
+			if (lf_cas_weak_acq_rel(&pm_next, &g, g + n)) {
+				HL_CTR_ADD(span_slots_used, n);
+				return (uint32_t)g + 1;
+			}
+			continue;   /* g is the counter's new value */
 		}
-		if (s < PM_REC_SLOTS)
-			continue;
-		if (!pm_chunk(k))
-			return 0;
-		HL_CTR_ADD(span_slots_used, n);
-		return (uint32_t)g + 1;
+		if (lf_cas_weak_acq_rel(&pm_next, &g, skip))
+			g = skip;
 	}
 }
 
@@ -179,8 +239,8 @@ void pm_span_put_clean(uint32_t span, unsigned order)
 }
 
 /* Slot records for memory outside the reservation (region pools).  A
- * 1 GiB range that holds a pool is never one of our chunks (those are
- * whole, aligned, and ours), so the two never share a chunk-map entry. */
+ * 1 GiB range that holds a pool may hold a short chunk too: the records
+ * already there (the chunk's) serve the pool as well. */
 #define PM_FOREIGN_MAX 256u
 static pm_slot_t *pm_foreign[PM_FOREIGN_MAX];
 static uint32_t pm_nforeign;
@@ -229,7 +289,8 @@ void pm_scan(void (*fn)(pm_slot_t *rec, void *ctx), void *ctx)
 {
 	for (uint32_t k = 0; k < HL_MAX_CHUNKS; k++) {
 		char *base = pm_chunk_known(k);
-		if (base)
+		/* A chunk that shares a pool's records is scanned with them. */
+		if (base && pm_chunk_owns_recs(base))
 			pm_scan_recs((pm_slot_t *)base, PM_REC_SLOTS, fn, ctx);
 	}
 	uint32_t nf = lf_load_acquire(&pm_nforeign);

@@ -11,5 +11,7 @@
 #define HOOK_TSTACK_POP_READ "tstack_pop_read"    /* mid-pop of a tagged stack */
 #define HOOK_TSTACK_GUARD_BEFORE "tstack_guard_before" /* before the hazard is published */
 #define HOOK_TSTACK_GUARD_READ "tstack_guard_read" /* hazard published, partial-list pop */
+#define HOOK_LARGE_CACHE_TAKEN "large_cache_taken" /* a cached mapping claimed, its tail not yet back */
+#define HOOK_LARGE_REALLOC_MOVED "large_realloc_moved" /* block's pages moved, old entry not yet done with */
 
 #endif
