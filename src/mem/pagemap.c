@@ -250,26 +250,35 @@ bool pm_map_foreign(char *base, size_t len)
 	uintptr_t a = (uintptr_t)base, end = a + len;
 	if ((a | len) & (HL_SLOT_SIZE - 1) || end >> HL_ADDR_BITS || end < a)
 		return false;
+	/* Memory heaplib carves itself (the mapped part of a chunk) is never
+	 * a pool's; the rest of a short chunk's 1 GiB may be. */
+	for (uint32_t k = 0; k < HL_MAX_CHUNKS; k++) {
+		uintptr_t w = lf_load_acquire(&pm_chunk_word[k]);
+		uintptr_t cb = (uintptr_t)pm_word_base(w);
+		uintptr_t ce = cb + ((size_t)pm_word_slots(w) << HL_SLOT_SHIFT);
+		if (w && cb < end && a < ce)
+			return false;
+	}
 	for (uintptr_t c = a >> HL_CHUNK_SHIFT; c <= (end - 1) >> HL_CHUNK_SHIFT; c++) {
 		pm_slot_t *recs = lf_load_acquire(&pm_chunkmap[c]);
-		/* One of our own chunks keeps its records at its base: memory
-		 * heaplib carves itself is never a pool's. */
-		if ((uintptr_t)recs == c << HL_CHUNK_SHIFT)
-			return false;
 		if (recs)
 			continue;
+		/* Records region reset can scan: at most PM_FOREIGN_MAX
+		 * ranges, an entry taken once the records are made (one lost
+		 * to a racing pool of the same range stays NULL, skipped). */
 		pm_slot_t *mine = os_map(PM_REC_BYTES);
 		if (!mine)
 			return false;
+		int64_t i = ctr_take_bounded(&pm_nforeign, PM_FOREIGN_MAX);
+		if (i < 0) {
+			os_unmap(mine, PM_REC_BYTES);
+			return false;
+		}
 		if (!lf_cas_strong_acq_rel(&pm_chunkmap[c], &recs, mine)) {
 			os_unmap(mine, PM_REC_BYTES);
-			if ((uintptr_t)recs == c << HL_CHUNK_SHIFT)
-				return false;
 			continue;
 		}
-		uint32_t i = lf_fetch_add_relaxed(&pm_nforeign, 1u);
-		if (i < PM_FOREIGN_MAX)
-			lf_store_release(&pm_foreign[i], mine);
+		lf_store_release(&pm_foreign[i], mine);
 		HL_CTR_ADD(reserved, PM_REC_BYTES);
 	}
 	return true;
