@@ -203,6 +203,8 @@ typedef struct sb_arena {
 	struct hl_task *task;
 	hl_account_t acct;
 	uint32_t last_ms;         /* region arenas: last allocation (decay) */
+	uint32_t users;           /* allocations using it now (task.c) */
+	uint32_t claim;           /* 1 while a reclaim looks at it (task.c) */
 	/* accounting, relaxed atomics */
 	uint64_t live_bytes, live_blocks, superblocks;
 } sb_arena_t;

@@ -225,11 +225,13 @@ static int place_try(struct hl_task *t, size_t size, size_t align,
 			err = HL_EPERM;   /* a fork child's view of the parent's heap */
 		} else {
 			if (region_enter(r) && place_qualifies(r, t, need, secure)) {
-				sb_arena_t *a = task_arena(t, r);
-				if (a)
+				sb_arena_t *a = task_arena_use(t, r);
+				if (a) {
 					p = place_alloc_in(r, a, size, align, flags,
 							   place_need_of(need, secure ? flags | HL_SECURE : flags),
 							   &err);
+					task_arena_done(a);
+				}
 			}
 			region_leave(r);
 		}

@@ -103,8 +103,11 @@ extern __thread struct hl_task *hl_cur_task HL_HIDDEN HL_TLS;
 void task_init(void);
 struct hl_task *task_cur(void);          /* the default task if none joined */
 bool task_is_default(const struct hl_task *t);
-/* The arena of (t, r): made on first use; NULL when none can be made. */
-sb_arena_t *task_arena(struct hl_task *t, struct hl_region *r);
+/* The arena of (t, r) for one allocation: made on first use (or, when
+ * every arena id is spent, taken over from a pair that holds nothing),
+ * counted in its users until task_arena_done; NULL when none can be had. */
+sb_arena_t *task_arena_use(struct hl_task *t, struct hl_region *r);
+void task_arena_done(sb_arena_t *a);
 void task_thread_exit(void);             /* thread-exit callback */
 
 /* ---- place.c ------------------------------------------------------------ */

@@ -57,7 +57,9 @@ static bool task_ok(const hl_task_t *t)
 
 /* ---- the arena of (task, region) ---------------------------------------- */
 
-sb_arena_t *task_arena(struct hl_task *t, struct hl_region *r)
+static sb_arena_t *task_arena_reclaim(struct hl_task *t, struct hl_region *r);
+
+static sb_arena_t *task_arena(struct hl_task *t, struct hl_region *r)
 {
 	if (t == &task_default && r->id == 0)
 		return sb_arena(0);
@@ -75,11 +77,84 @@ sb_arena_t *task_arena(struct hl_task *t, struct hl_region *r)
 	}
 	sb_arena_t *mine = arena_new(r->id, t, r->bk, &t->budget);
 	if (!mine)
-		return NULL;
+		return task_arena_reclaim(t, r);
 	lf_store_relaxed(&mine->gen, gen);
 	if (lf_cas_strong_acq_rel(&t->arena[r->id], &a, mine))
 		return mine;
 	return a;   /* another thread installed one first (the id is spent) */
+}
+
+/* Arena ids are few (HL_MAX_ARENAS): an arena whose pair holds nothing
+ * is taken over for another pair.  Its users count (allocations that
+ * found it in their task's slot) and its owner slot meet in a Dekker
+ * handshake, both sides seq_cst: an allocation counts itself and then
+ * checks the slot still names the arena; a reclaim empties the slot and
+ * then checks nobody counts.  One of the two sees the other, and nobody
+ * waits: a busy arena is given back and another one looked at. */
+sb_arena_t *task_arena_use(struct hl_task *t, struct hl_region *r)
+{
+	for (int tries = 0; tries < 4; tries++) {
+		sb_arena_t *a = task_arena(t, r);
+		if (!a || a->id == 0)
+			return a;
+		lf_fetch_add_seq_cst(&a->users, 1);
+		if (lf_load_seq_cst(&t->arena[r->id]) == a)
+			return a;
+		lf_fetch_sub_release(&a->users, 1);   /* taken over meanwhile */
+	}
+	return NULL;
+}
+
+void task_arena_done(sb_arena_t *a)
+{
+	if (a->id != 0)
+		lf_fetch_sub_release(&a->users, 1);
+}
+
+static bool task_arena_empty(sb_arena_t *a)
+{
+	return !lf_load_acquire(&a->live_blocks) && !lf_load_acquire(&a->superblocks) &&
+	       !lf_load_acquire(&a->acct.backed);
+}
+
+static sb_arena_t *task_arena_reclaim(struct hl_task *t, struct hl_region *r)
+{
+	uint32_t na = lf_load_acquire(&sb_narenas);
+	for (uint32_t i = 1; i < na && i < HL_MAX_ARENAS; i++) {
+		sb_arena_t *a = sb_arena(i);
+		uint32_t zero = 0;
+		if (!a || lf_load_relaxed(&a->live_blocks) ||
+		    !lf_cas_strong_acq_rel(&a->claim, &zero, 1u))
+			continue;
+		if (lf_load_relaxed(&a->superblocks))
+			region_sweep(a);   /* its empty superblocks first */
+		struct hl_task *ot = a->task;
+		uint32_t orid = a->region;
+		sb_arena_t *exp = a;
+		/* Its pair forgets it (or already has: an orphan of an earlier
+		 * reclaim that lost its install). */
+		bool was_slot = task_arena_empty(a) &&
+				lf_cas_strong_seq_cst(&ot->arena[orid], &exp, (sb_arena_t *)NULL);
+		if ((was_slot || exp != a) && task_arena_empty(a) && !lf_load_seq_cst(&a->users)) {
+			lf_store_relaxed(&a->region, r->id);
+			a->task = t;
+			a->acct.bk = r->bk;
+			a->acct.budget = &t->budget;
+			lf_store_relaxed(&a->gen, lf_load_acquire(&r->gen));
+			lf_store_relaxed(&a->last_ms, 0u);
+			sb_arena_t *none = NULL;
+			bool mine = lf_cas_strong_seq_cst(&t->arena[r->id], &none, a);
+			lf_store_release(&a->claim, 0u);
+			return mine ? a : none;   /* else an orphan, for the next reclaim */
+		}
+		if (was_slot) {
+			/* Busy after all: give it back if its slot is still free. */
+			sb_arena_t *none = NULL;
+			lf_cas_strong_seq_cst(&ot->arena[orid], &none, a);
+		}
+		lf_store_release(&a->claim, 0u);
+	}
+	return NULL;
 }
 
 /* ---- life --------------------------------------------------------------- */
