@@ -56,6 +56,8 @@
 #define HL_MAX_CHUNKS 4096u          /* 4 TiB of superblocks at most */
 #define HL_MAX_SB_SLOTS 8u            /* largest superblock: 512 KiB */
 #define HL_SPAN_ORDERS 4              /* spans of 1, 2, 4, 8 slots */
+#define HL_GRANULE_SHIFT 4            /* blocks start on 16-byte granules */
+#define HL_BITS_PER_SLOT (HL_SLOT_SIZE >> HL_GRANULE_SHIFT)   /* free bits: 4096 */
 
 /* ---- limits ------------------------------------------------------------- */
 #define HL_MAX_HEAPS 64u

@@ -87,8 +87,15 @@ static HL_COLD void hl_double_free(void *p, const char *call)
  * to match the key), the thread has no cache yet, or the bin is full. */
 static HL_NOINLINE void hl_free_small_slow(void *p, unsigned cls, const char *call)
 {
-	if (((uint64_t *)p)[1] == hl_key && tc_in_thread_cache(p, cls))
-		hl_double_free(p, call);
+	if (((uint64_t *)p)[1] == hl_key) {
+		if (tc_in_thread_cache(p, cls))
+			hl_double_free(p, call);
+		/* Free in its superblock: its free bit says so (a block the
+		 * owner has popped has its bit cleared before it is handed out). */
+		uint64_t m;
+		if (lf_load_acquire(pm_free_word(p, &m)) & m)
+			hl_fatal(call, p, HL_WHY_FREE_FREE);
+	}
 	hl_tcache_t *tc = hl_tc;
 	if (tc) {
 		tc_bin_t *b = &tc->bin[cls];

@@ -91,6 +91,50 @@ static inline void blk_mark_free(char *b)
 	((uint64_t *)b)[1] = hl_key;
 }
 
+/* ---- free bits ---------------------------------------------------------- */
+
+/* Set (freed into the superblock) or clear (popped by its owner) the free
+ * bits of blocks v[0..n), one RMW per word for blocks that share one (a
+ * batch is sorted by address).  Setting returns the first block whose bit
+ * was set already, a double free, or NULL.  Any thread: the words are
+ * shared with other blocks' pushers. */
+static void *sb_bits(void *const *v, unsigned n, bool set)
+{
+	for (unsigned i = 0; i < n;) {
+		uint64_t mask, m;
+		uint64_t *w = pm_free_word(v[i], &mask);
+		unsigned j = i + 1;
+		while (j < n && pm_free_word(v[j], &m) == w) {
+			mask |= m;
+			j++;
+		}
+		if (!set) {
+			lf_fetch_and_acq_rel(w, ~mask);
+		} else {
+			uint64_t old = lf_fetch_or_acq_rel(w, mask);
+			for (unsigned k = i; (old & mask) && k < j; k++) {
+				pm_free_word(v[k], &m);
+				if (old & m)
+					return v[k];
+			}
+		}
+		i = j;
+	}
+	return NULL;
+}
+
+/* A new superblock's blocks are all in use as far as its bits go (the
+ * implicit run past bump is handed out without them). */
+static void sb_bits_clear_span(char *base, uint32_t nslots)
+{
+	for (uint32_t j = 0; j < nslots; j++) {
+		uint64_t m;
+		uint64_t *w = pm_free_word(base + ((size_t)j << HL_SLOT_SHIFT), &m);
+		for (unsigned k = 0; k < HL_BITS_PER_SLOT / 64; k++)
+			lf_store_relaxed(&w[k], 0);
+	}
+}
+
 /* ---- superblock life --------------------------------------------------- */
 
 static unsigned sb_order(uint32_t nslots)
@@ -158,6 +202,7 @@ static hl_desc_t *sb_new(sb_arena_t *a, unsigned cls, int *err)
 	 * 0, 1, 2, ... past d->bump, so a superblock's pages are touched only
 	 * as its blocks are handed out. */
 	d->bump = 0;
+	sb_bits_clear_span(base, ci->nslots);
 	uint64_t old = lf_load_relaxed(&d->anchor);
 	lf_store_release(&d->anchor, a_make(0, ci->maxcount, SB_ACTIVE, old));
 	for (uint32_t j = 0; j < ci->nslots; j++)
@@ -243,6 +288,7 @@ static unsigned sb_pop_owned(hl_desc_t *d, void **out, unsigned want, bool *full
 		HL_HOOK("sb_pop_read");
 		if (lf_cas_weak_acq_rel(&d->anchor, &a, n)) {
 			*full = rest == 0;
+			sb_bits(out, k, false);   /* ours now: not free any more */
 			return k;
 		}
 	}
@@ -323,6 +369,12 @@ static inline unsigned sb_list_at(const hl_desc_t *d, const sc_info_t *ci, uint3
 static void sb_push_group(hl_desc_t *d, char **blocks, unsigned n,
 			  const uint32_t *idxs, const char *call)
 {
+	/* Before a link is written: a block already free in its superblock
+	 * is caught here, however long ago it was freed and however many
+	 * caches it went through. */
+	void *dup = sb_bits((void *const *)blocks, n, true);
+	if (HL_UNLIKELY(dup))
+		hl_fatal(call, dup, HL_WHY_FREE_FREE);
 	for (unsigned i = 0; i + 1 < n; i++) {
 		blk_set_link(blocks[i], idxs[i + 1]);
 		blk_mark_free(blocks[i]);

@@ -40,6 +40,20 @@ static inline size_t pm_block_off(const void *p, uint64_t w)
 	return (uintptr_t)p - slot + ((size_t)PM_OFF(w) << HL_SLOT_SHIFT);
 }
 
+/* Free bits, beside the slot records and never in user memory: one bit
+ * per 16-byte granule of every slot, set while the block starting there
+ * is free in its superblock (not while it sits in a cache).  Word and
+ * mask of the bit of the block at p (p in a live superblock). */
+extern HL_HIDDEN uint64_t *pm_bitsmap[HL_CHUNKMAP_LEN];
+static inline uint64_t *pm_free_word(const void *p, uint64_t *mask)
+{
+	uintptr_t a = (uintptr_t)p;
+	uint64_t *bits = lf_load_acquire(&pm_bitsmap[a >> HL_CHUNK_SHIFT]);
+	size_t g = ((a >> HL_GRANULE_SHIFT) & ((HL_CHUNK_SIZE >> HL_GRANULE_SHIFT) - 1));
+	*mask = (uint64_t)1 << (g & 63);
+	return &bits[g >> 6];
+}
+
 void pm_init(void);
 /* A span of (1 << order) slots: a cached one if possible.  Returns its
  * 1-based span index and start address; *fresh says its pages were never

@@ -23,6 +23,7 @@
 
 #define PM_REC_BYTES ((size_t)HL_SLOTS_PER_CHUNK * sizeof(pm_slot_t))
 #define PM_REC_SLOTS ((uint32_t)((PM_REC_BYTES + HL_SLOT_SIZE - 1) >> HL_SLOT_SHIFT))
+#define PM_BITS_BYTES ((size_t)HL_SLOTS_PER_CHUNK * HL_BITS_PER_SLOT / 8)
 
 /* A chunk's reservation, largest first: a smaller piece is reserved only
  * when the one before cannot be had; the smallest still holds the
@@ -35,6 +36,25 @@ _Static_assert(((size_t)4 << 20) >= PM_REC_BYTES + 8 * HL_SLOT_SIZE,
 	       "the smallest piece holds the records and a span of every order");
 
 pm_slot_t *pm_chunkmap[HL_CHUNKMAP_LEN];
+uint64_t *pm_bitsmap[HL_CHUNKMAP_LEN];
+
+/* The free bits of 1 GiB range c, mapped (NORESERVE: pages are touched
+ * only where superblocks are) before any block of the range is handed
+ * out.  Racing mappers both map; the CAS picks one. */
+static bool pm_bits_ensure(uintptr_t c)
+{
+	uint64_t *have = lf_load_acquire(&pm_bitsmap[c]);
+	if (have)
+		return true;
+	uint64_t *mine = os_map(PM_BITS_BYTES);
+	if (!mine)
+		return false;
+	if (lf_cas_strong_acq_rel(&pm_bitsmap[c], &have, mine))
+		HL_CTR_ADD(reserved, PM_BITS_BYTES);
+	else
+		os_unmap(mine, PM_BITS_BYTES);
+	return true;
+}
 /* Chunk k, once mapped: its base | how many of its slots are mapped (the
  * base is 1 GiB aligned, the count at most 1 << 14), one word so that one
  * CAS publishes both. */
@@ -102,6 +122,8 @@ static char *pm_chunk(uint32_t k, uint32_t *slots)
 	char *base = pm_word_base(w);
 	pm_slot_t **ent = &pm_chunkmap[(uintptr_t)base >> HL_CHUNK_SHIFT];
 	pm_slot_t *none = NULL;
+	if (!pm_bits_ensure((uintptr_t)base >> HL_CHUNK_SHIFT))
+		return NULL;   /* no free bits, no blocks: ENOMEM, try again later */
 	if (!lf_load_acquire(ent))
 		lf_cas_strong_acq_rel(ent, &none, (pm_slot_t *)base);
 	*slots = pm_word_slots(w);
@@ -261,6 +283,8 @@ bool pm_map_foreign(char *base, size_t len)
 	}
 	for (uintptr_t c = a >> HL_CHUNK_SHIFT; c <= (end - 1) >> HL_CHUNK_SHIFT; c++) {
 		pm_slot_t *recs = lf_load_acquire(&pm_chunkmap[c]);
+		if (!pm_bits_ensure(c))
+			return false;
 		if (recs)
 			continue;
 		/* Records region reset can scan: at most PM_FOREIGN_MAX

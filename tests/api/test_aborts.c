@@ -87,6 +87,37 @@ static void do_free_aba_new_thread(void *arg)
 	pthread_join(t, NULL);
 }
 
+/* A double free long after the first: the block went back to its
+ * superblock (hl_trim drains every cache) before it is freed again. */
+static void do_free_trim_free_live(void *arg)
+{
+	void **v = arg;
+	hl_free(v[0]);
+	hl_trim();
+	hl_free(v[0]);
+	hl_trim();
+}
+
+/* A thread of another task (it runs without a cache) frees a malloc
+ * block twice: the second push finds its free bit set. */
+static void *task_free_twice(void *arg)
+{
+	hl_task_attr_t ta = { .struct_size = sizeof ta, .name = "t" };
+	hl_task_t *t;
+	hl_task_create(&ta, &t);
+	hl_task_join(t);
+	hl_free(arg);
+	hl_free(arg);
+	return NULL;
+}
+
+static void do_task_free_twice(void *arg)
+{
+	pthread_t t;
+	pthread_create(&t, NULL, task_free_twice, arg);
+	pthread_join(t, NULL);
+}
+
 /* Use after free: half of 5000 blocks of 48 bytes are freed and pushed
  * back into their superblocks (hl_trim drains the thread and transfer
  * caches; the superblocks stay, being half full).  Their first 16 bytes
@@ -115,7 +146,7 @@ static void do_use_after_free(void *arg)
 
 int main(void)
 {
-	plan(16);
+	plan(18);
 
 	int on_stack = 0;
 	tap_expect_abort(do_free, &on_stack, line("free", &on_stack, "invalid pointer"),
@@ -170,6 +201,15 @@ int main(void)
 	void *ab[2] = { hl_malloc(64), hl_malloc(64) };
 	tap_expect_abort(do_free_aba_new_thread, ab, line("free", ab[0], "double free"),
 			 "free(a); free(b); free(a) as a new thread's first calls aborts: free(a): double free");
+
+	/* Other blocks keep the superblock alive, so the freed one stays
+	 * free in it. */
+	void *keep[3] = { hl_malloc(96), hl_malloc(96), hl_malloc(96) };
+	tap_expect_abort(do_free_trim_free_live, keep, line("free", keep[0], "double free (block is already free)"),
+			 "free(p); hl_trim(); free(p): the second free aborts at once: free(p): double free (block is already free)");
+	void *tb = hl_malloc(200);
+	tap_expect_abort(do_task_free_twice, tb, line("free", tb, "double free (block is already free)"),
+			 "a task thread (no cache) freeing a malloc block twice aborts: free(p): double free (block is already free)");
 
 	hl_free(s64);
 	hl_free(s4k);
