@@ -9,6 +9,8 @@
  *  - past the bound every creation fails and the count stays at the bound;
  *  - a count that stands at UINT32_MAX (where 2^32 failed fetch-adds
  *    would have left it) does not wrap: arena 0 stays malloc's own.
+ * Every pair keeps its block to the end: an arena that holds nothing
+ * would be taken over by the next pair (test_arena_reuse).
  */
 #ifndef HL_TEST_HOOKS
 #define HL_TEST_HOOKS 1
@@ -29,6 +31,8 @@ static hl_place_t in_reg;
 static pthread_barrier_t go;
 static int racer_err[RACERS];
 static int racer_id[RACERS];
+static void *held[RACERS + 4];
+static int nheld;
 
 static uint32_t narenas(void) { return lf_load_acquire(&sb_narenas); }
 
@@ -49,7 +53,8 @@ static int alloc_in_new_task(int *arena)
 	void *p = NULL;
 	int e = hl_alloc(64, &in_reg, 0, &p);
 	*arena = p ? arena_id_of(p) : -1;
-	hl_free(p);
+	if (p)
+		held[__atomic_fetch_add(&nheld, 1, __ATOMIC_RELAXED)] = p;
 	hl_task_join(NULL);
 	return e;
 }
@@ -63,7 +68,8 @@ static void *racer(void *arg)
 	void *p = NULL;
 	racer_err[i] = hl_alloc(64, &in_reg, 0, &p);
 	racer_id[i] = p ? arena_id_of(p) : -1;
-	hl_free(p);
+	if (p)
+		held[__atomic_fetch_add(&nheld, 1, __ATOMIC_RELAXED)] = p;
 	hl_task_join(NULL);
 	return NULL;
 }
@@ -89,7 +95,8 @@ int main(void)
 	arena_test_fail_map(0);
 	int e2 = hl_alloc(64, &in_reg, 0, &p);
 	int id2 = p ? arena_id_of(p) : -1;
-	hl_free(p);
+	if (p)
+		held[nheld++] = p;
 	hl_task_join(NULL);
 	ok(e1 == HL_ENOMEM && n1 == first,
 	   "a creation whose mapping fails returns HL_ENOMEM (%d) and spends no id (count %u, was %u)",
@@ -154,5 +161,7 @@ int main(void)
 	}
 	ok(sb_arena(0) == a0 && a0->id == 0 && a0->nheaps == sb_heap_count() && works,
 	   "arena 0 is still malloc's default arena, and malloc and free work");
+	for (int i = 0; i < nheld; i++)
+		hl_free(held[i]);
 	return done_testing();
 }
