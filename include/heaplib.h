@@ -16,8 +16,14 @@
 extern "C" {
 #endif
 
+/* The version of this header, as heaplib.pc's: major.minor.patch.  The
+ * ABI promise: within one major version every function keeps its
+ * signature and meaning, and structs with a struct_size only grow at the
+ * end (README, "Compatibility"). */
 #define HL_VERSION_MAJOR 0
 #define HL_VERSION_MINOR 1
+#define HL_VERSION_PATCH 0
+#define HL_VERSION (HL_VERSION_MAJOR * 10000 + HL_VERSION_MINOR * 100 + HL_VERSION_PATCH)
 
 #if defined(__GNUC__)
 #define HL_MALLOC_ATTR __attribute__((malloc, warn_unused_result))
@@ -91,6 +97,10 @@ typedef enum hl_error {
 	HL_EPERM = 5,      /* a rule or a system limit forbids it (RLIMIT_MEMLOCK) */
 	HL_EBUSY = 6,      /* still holds memory or threads */
 } hl_error_t;
+
+/* The version of the library in use (HL_VERSION of the header it was
+ * built with): compare with HL_VERSION to see what a program runs on. */
+unsigned hl_version(void);
 
 /* A fixed English description of err ("unknown error" for others). */
 const char *hl_strerror(hl_error_t err);

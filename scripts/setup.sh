@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 
 packages=(
 	build-essential autoconf automake libtool pkg-config
-	libck-dev liburcu-dev valgrind
+	valgrind
 	libjemalloc2 libtcmalloc-minimal4 libmimalloc2.0 gnuplot-nox
 )
 

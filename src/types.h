@@ -234,6 +234,10 @@ typedef struct hl_config {
 	uint32_t idle_ms;         /* HEAPLIB_IDLE_MS */
 	uint32_t heaps;           /* HEAPLIB_HEAPS: 0 = 4 per CPU */
 	bool check;               /* HEAPLIB_CHECK: no caches, junk, full checks */
+	bool stats;               /* HEAPLIB_STATS: statistics to stderr at exit */
+	int stats_fd;             /* stderr as it was at start (a program may close it) */
+	bool verbose;             /* HEAPLIB_VERBOSE: options at start, warnings */
+	uint32_t small_max;       /* blocks above this get a mapping (mallopt) */
 } hl_config_t;
 
 typedef struct hl_counters {

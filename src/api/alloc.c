@@ -21,7 +21,10 @@ static HL_NOINLINE void *hl_alloc_slow(size_t size)
 	if (HL_UNLIKELY(hl_cur_task))
 		return place_task_alloc(size, 0, false);
 	void *p;
-	if (size <= HL_SMALL_MAX)
+	/* small_max is HL_SMALL_MAX unless mallopt(M_MMAP_THRESHOLD) lowered
+	 * it: then no cache is refilled for the classes above it (the fast
+	 * path finds their bins empty and comes here). */
+	if (size <= hl_config.small_max)
 		p = tc_alloc_slow(sc_of(size));
 	else
 		p = large_alloc(size, 0, false);
@@ -196,7 +199,7 @@ HL_EXPORT void *hl_calloc(size_t n, size_t m)
 		errno = ENOMEM;
 		return NULL;
 	}
-	if (size > HL_SMALL_MAX) {
+	if (size > hl_config.small_max) {
 		hl_ensure_init();
 		if (HL_UNLIKELY(hl_cur_task))
 			return place_task_alloc(size, 0, true);
@@ -216,7 +219,7 @@ static void *hl_aligned_impl(size_t align, size_t size, const char *call)
 	hl_ensure_init();
 	if (align <= 8)
 		return hl_alloc_impl(size, call);
-	if (align <= HL_SMALL_MAX && size <= HL_SMALL_MAX) {
+	if (align <= HL_SMALL_MAX && size <= hl_config.small_max) {
 		unsigned c = sc_class_aligned(size, align);
 		if (c < HL_NCLASSES)
 			return hl_alloc_impl(sc_table[c].size, call);

@@ -85,3 +85,8 @@ __attribute__((constructor)) static void hl_init_ctor(void)
 {
 	hl_ensure_init();
 }
+
+HL_EXPORT unsigned hl_version(void)
+{
+	return HL_VERSION;
+}

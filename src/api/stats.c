@@ -41,6 +41,17 @@ HL_EXPORT int hl_stats_get(hl_stats_t *out)
 	return 0;
 }
 
+static void stats_print_task(struct hl_task *t, void *ctx)
+{
+	hl_task_stats_t ts = { .struct_size = sizeof ts };
+	if (hl_task_stats(t, NULL, &ts) != HL_OK)
+		return;
+	fprintf(ctx, "task %u %s threads %llu quota %llu backed %llu live_bytes %llu live_blocks %llu\n",
+		t->id, t->name[0] ? t->name : "-", (unsigned long long)ts.threads,
+		(unsigned long long)ts.quota, (unsigned long long)ts.bytes_backed,
+		(unsigned long long)ts.bytes_live, (unsigned long long)ts.blocks_live);
+}
+
 HL_EXPORT void hl_stats_print(FILE *out)
 {
 	hl_stats_t s = { .struct_size = sizeof s };
@@ -68,4 +79,35 @@ HL_EXPORT void hl_stats_print(FILE *out)
 		(unsigned long long)s.large_live, (unsigned long long)s.large_bytes,
 		(unsigned long long)s.tcache_bytes, (unsigned long long)s.transfer_bytes,
 		(unsigned long long)s.threads_live, (unsigned long long)s.heaps);
+	char opts[512];
+	config_print(opts);
+	fprintf(out, "options%s", opts);
+	for (uint32_t id = 0; id < HL_MAX_REGIONS; id++) {
+		hl_region_stats_t rs = { .struct_size = sizeof rs };
+		if (hl_region_stats(region_at(id), &rs) != HL_OK)
+			continue;
+		fprintf(out,
+			"region %u %s capacity %llu backed %llu live_bytes %llu live_blocks %llu "
+			"superblocks %llu allocs %llu frees %llu events_low %llu events_high %llu\n",
+			id, region_at(id)->name, (unsigned long long)rs.capacity,
+			(unsigned long long)rs.bytes_backed, (unsigned long long)rs.bytes_live,
+			(unsigned long long)rs.blocks_live, (unsigned long long)rs.superblocks,
+			(unsigned long long)rs.allocs, (unsigned long long)rs.frees,
+			(unsigned long long)rs.events_low, (unsigned long long)rs.events_high);
+	}
+	task_each(stats_print_task, out);
+}
+
+
+/* HEAPLIB_STATS=1: the statistics on stderr at exit, from a destructor
+ * (it runs after atexit handlers and for every way out through exit). */
+__attribute__((destructor)) static void hl_exit_report(void)
+{
+	if (lf_load_acquire(&hl_inited) != 2 || !hl_config.stats || hl_config.stats_fd < 0)
+		return;
+	FILE *f = fdopen(hl_config.stats_fd, "w");
+	if (f) {
+		hl_stats_print(f);
+		fclose(f);
+	}
 }

@@ -25,6 +25,11 @@ __attribute__((noreturn)) void hl_fatal_assert(const char *expr,
 					       const char *file, int line);
 /* Writes msg to stderr with write(2); no allocation. */
 void hl_write_err(const char *msg);
+/* Formatting into [o, end) without allocation; each returns the new o. */
+char *hl_fmt_str(char *o, char *end, const char *s);
+char *hl_fmt_hex(char *o, char *end, uintptr_t v);
+char *hl_fmt_dec(char *o, char *end, long v);
+char *hl_fmt_u64(char *o, char *end, uint64_t v);
 
 #if defined(HL_DEBUG) || defined(HL_TEST_HOOKS)
 #define HL_ASSERT(c) \
@@ -98,8 +103,14 @@ static inline bool os_page_round(size_t size, size_t *out)
 /* ---- config.c ----------------------------------------------------------- */
 extern HL_HIDDEN hl_config_t hl_config;
 extern HL_HIDDEN uint64_t hl_key;           /* per-process random: marks freed blocks */
-/* Read the HEAPLIB_* variables and draw the key (init, once). */
+/* Read HEAPLIB_OPTIONS and the HEAPLIB_* variables and draw the key
+ * (init, once). */
 void config_init(void);
+/* The options in force, "key:value" each; into out (512 bytes) or, with
+ * out NULL, to stderr as "heaplib: options: ...".  Returns the length. */
+size_t config_print(char *out);
+/* HEAPLIB_VERBOSE: "heaplib: warning: CALL(PTR): REASON" on stderr. */
+void hl_warn(const char *call, const void *ptr, const char *reason);
 
 /* ---- counters.c --------------------------------------------------------- */
 extern HL_HIDDEN hl_counters_t hl_ctr;

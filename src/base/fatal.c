@@ -25,14 +25,14 @@ void hl_write_err(const char *msg)
 	}
 }
 
-static char *fmt_str(char *o, char *end, const char *s)
+char *hl_fmt_str(char *o, char *end, const char *s)
 {
 	while (*s && o < end)
 		*o++ = *s++;
 	return o;
 }
 
-static char *fmt_hex(char *o, char *end, uintptr_t v)
+char *hl_fmt_hex(char *o, char *end, uintptr_t v)
 {
 	char tmp[2 + 2 * sizeof v];
 	int n = 0;
@@ -40,13 +40,13 @@ static char *fmt_hex(char *o, char *end, uintptr_t v)
 		tmp[n++] = "0123456789abcdef"[v & 15];
 		v >>= 4;
 	} while (v);
-	o = fmt_str(o, end, "0x");
+	o = hl_fmt_str(o, end, "0x");
 	while (n && o < end)
 		*o++ = tmp[--n];
 	return o;
 }
 
-static char *fmt_dec(char *o, char *end, long v)
+char *hl_fmt_dec(char *o, char *end, long v)
 {
 	char tmp[24];
 	int n = 0;
@@ -65,12 +65,12 @@ static char *fmt_dec(char *o, char *end, long v)
 void hl_fatal(const char *call, const void *ptr, const char *reason)
 {
 	char buf[512], *o = buf, *end = buf + sizeof buf - 2;
-	o = fmt_str(o, end, "heaplib: ");
-	o = fmt_str(o, end, call);
-	o = fmt_str(o, end, "(");
-	o = fmt_hex(o, end, (uintptr_t)ptr);
-	o = fmt_str(o, end, "): ");
-	o = fmt_str(o, end, reason);
+	o = hl_fmt_str(o, end, "heaplib: ");
+	o = hl_fmt_str(o, end, call);
+	o = hl_fmt_str(o, end, "(");
+	o = hl_fmt_hex(o, end, (uintptr_t)ptr);
+	o = hl_fmt_str(o, end, "): ");
+	o = hl_fmt_str(o, end, reason);
 	*o++ = '\n';
 	*o = 0;
 	hl_write_err(buf);
@@ -80,14 +80,27 @@ void hl_fatal(const char *call, const void *ptr, const char *reason)
 void hl_fatal_assert(const char *expr, const char *file, int line)
 {
 	char buf[512], *o = buf, *end = buf + sizeof buf - 2;
-	o = fmt_str(o, end, "heaplib: internal assertion failed: ");
-	o = fmt_str(o, end, expr);
-	o = fmt_str(o, end, " at ");
-	o = fmt_str(o, end, file);
-	o = fmt_str(o, end, ":");
-	o = fmt_dec(o, end, line);
+	o = hl_fmt_str(o, end, "heaplib: internal assertion failed: ");
+	o = hl_fmt_str(o, end, expr);
+	o = hl_fmt_str(o, end, " at ");
+	o = hl_fmt_str(o, end, file);
+	o = hl_fmt_str(o, end, ":");
+	o = hl_fmt_dec(o, end, line);
 	*o++ = '\n';
 	*o = 0;
 	hl_write_err(buf);
 	abort();
+}
+
+char *hl_fmt_u64(char *o, char *end, uint64_t v)
+{
+	char tmp[24];
+	int n = 0;
+	do {
+		tmp[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	while (n && o < end)
+		*o++ = tmp[--n];
+	return o;
 }

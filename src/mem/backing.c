@@ -193,6 +193,7 @@ char *bk_span_get(hl_account_t *ac, unsigned order, uint32_t *span, int *err)
 		bool fresh;
 		uint32_t sp = pm_span_get(order, &base, &fresh);
 		if (sp && bk->secure && !os_lock(base, bytes)) {
+			hl_warn("hl_alloc", base, "cannot lock a secure region's pages (RLIMIT_MEMLOCK?): HL_EPERM");
 			pm_span_put(sp, order);
 			bk_unreserve(ac, bytes);
 			*err = HL_EPERM;
@@ -358,6 +359,7 @@ int bk_setup(bk_t *bk, hl_backing_t kind, uint64_t capacity, int secure,
 		return HL_EINVAL;
 	}
 	if (bk->secure && !os_lock(p, len)) {
+		hl_warn("hl_region_create", p, "cannot lock the region's pages (RLIMIT_MEMLOCK?): HL_EPERM");
 		bk->secure = 0;
 		bk_unmake(bk, true);
 		return HL_EPERM;

@@ -428,6 +428,7 @@ void *large_alloc_arena(size_t size, size_t align, unsigned arena,
 	if (!p)
 		return NULL;
 	if (secure && !os_lock(p, len)) {
+		hl_warn("hl_alloc", p, "cannot lock a secure block's pages (RLIMIT_MEMLOCK?): HL_EPERM");
 		os_unmap(p, len);
 		*err = HL_EPERM;
 		return NULL;

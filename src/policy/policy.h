@@ -109,6 +109,8 @@ bool task_is_default(const struct hl_task *t);
 sb_arena_t *task_arena_use(struct hl_task *t, struct hl_region *r);
 void task_arena_done(sb_arena_t *a);
 void task_thread_exit(void);             /* thread-exit callback */
+/* fn on the default task and every live task (statistics). */
+void task_each(void (*fn)(struct hl_task *t, void *ctx), void *ctx);
 
 /* ---- place.c ------------------------------------------------------------ */
 /* Allocate under a placement for the calling thread's task.  dflt serves

@@ -318,6 +318,17 @@ HL_EXPORT int hl_task_stats(const hl_task_t *t, const hl_region_t *region,
 	return HL_OK;
 }
 
+void task_each(void (*fn)(struct hl_task *t, void *ctx), void *ctx)
+{
+	fn(&task_default, ctx);
+	uint32_t n = lf_load_acquire(&task_n);
+	for (uint32_t i = 0; i < n && i < TASK_MAX; i++) {
+		struct hl_task *t = lf_load_acquire(&task_tab[i]);
+		if (t && lf_load_acquire(&t->state) == TASK_ALIVE)
+			fn(t, ctx);
+	}
+}
+
 HL_EXPORT hl_task_t *hl_task_self(void)
 {
 	return task_cur();

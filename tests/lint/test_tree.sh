@@ -4,7 +4,9 @@
 #     (every HL_HOOK("...") in src/ and lf/), so a parking test can never
 #     wait at a point that no longer exists;
 #  2. tests/api/ uses only the public header: its programs include
-#     heaplib.h, the TAP library and system headers, nothing of src/ or lf/.
+#     heaplib.h, the TAP library and system headers, nothing of src/ or lf/;
+#  3. the library links no dependency that nothing uses (libc, pthreads
+#     and the loader only).
 set -u
 src=${top_srcdir:-$(cd "$(dirname "$0")/../.." && pwd)}
 n=0
@@ -12,7 +14,7 @@ fail=0
 ok() { n=$((n + 1)); echo "ok $n - $1"; }
 not_ok() { n=$((n + 1)); fail=1; echo "not ok $n - $1"; }
 
-echo "1..2"
+echo "1..3"
 
 in_src=$(grep -rhoE 'HL_HOOK\("[a-z_]+"\)' "$src/src" "$src/lf" |
 	sed 's/HL_HOOK("\(.*\)")/\1/' | sort -u)
@@ -33,5 +35,14 @@ if [ -z "$bad" ]; then
 else
 	echo "$bad" | sed 's/^/# /'
 	not_ok "tests/api/ includes only heaplib.h and tap.h of the project's headers"
+fi
+lib="${top_builddir:-$src}/.libs/libheaplib.so"
+needed=$(objdump -p "$lib" 2>/dev/null | awk '$1 == "NEEDED" { print $2 }')
+extra=$(echo "$needed" | grep -vE '^(libc|libpthread|ld-linux[-a-z0-9_]*)\.so' || true)
+if [ -n "$needed" ] && [ -z "$extra" ]; then
+	ok "libheaplib.so needs only $(echo $needed)"
+else
+	echo "# NEEDED: $(echo $needed)"
+	not_ok "libheaplib.so needs no library that nothing uses (extra: $(echo $extra))"
 fi
 exit 0
