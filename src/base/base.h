@@ -23,6 +23,8 @@ __attribute__((noreturn)) void hl_fatal(const char *call, const void *ptr,
 					const char *reason);
 __attribute__((noreturn)) void hl_fatal_assert(const char *expr,
 					       const char *file, int line);
+/* PREFIX CALL(0xPTR): REASON, one line on stderr; no allocation. */
+void hl_say(const char *prefix, const char *call, const void *ptr, const char *reason);
 /* Writes msg to stderr with write(2); no allocation. */
 void hl_write_err(const char *msg);
 /* Formatting into [o, end) without allocation; each returns the new o. */

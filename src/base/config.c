@@ -157,16 +157,6 @@ size_t config_print(char *out)
 
 void hl_warn(const char *call, const void *ptr, const char *reason)
 {
-	if (!hl_config.verbose)
-		return;
-	char buf[512], *o = buf, *end = buf + sizeof buf - 2;
-	o = hl_fmt_str(o, end, "heaplib: warning: ");
-	o = hl_fmt_str(o, end, call);
-	o = hl_fmt_str(o, end, "(");
-	o = hl_fmt_hex(o, end, (uintptr_t)ptr);
-	o = hl_fmt_str(o, end, "): ");
-	o = hl_fmt_str(o, end, reason);
-	*o++ = '\n';
-	*o = 0;
-	hl_write_err(buf);
+	if (hl_config.verbose)
+		hl_say("heaplib: warning: ", call, ptr, reason);
 }

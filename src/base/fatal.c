@@ -62,10 +62,10 @@ char *hl_fmt_dec(char *o, char *end, long v)
 	return o;
 }
 
-void hl_fatal(const char *call, const void *ptr, const char *reason)
+void hl_say(const char *prefix, const char *call, const void *ptr, const char *reason)
 {
 	char buf[512], *o = buf, *end = buf + sizeof buf - 2;
-	o = hl_fmt_str(o, end, "heaplib: ");
+	o = hl_fmt_str(o, end, prefix);
 	o = hl_fmt_str(o, end, call);
 	o = hl_fmt_str(o, end, "(");
 	o = hl_fmt_hex(o, end, (uintptr_t)ptr);
@@ -74,6 +74,11 @@ void hl_fatal(const char *call, const void *ptr, const char *reason)
 	*o++ = '\n';
 	*o = 0;
 	hl_write_err(buf);
+}
+
+void hl_fatal(const char *call, const void *ptr, const char *reason)
+{
+	hl_say("heaplib: ", call, ptr, reason);
 	abort();
 }
 

@@ -531,15 +531,21 @@ static void test_watermarks(void)
 	hl_region_delete(ev_region);
 }
 
+/* A 64 KiB-aligned buffer of len bytes in a mapping of its own (*raw,
+ * len + 64 KiB, to unmap). */
+static char *aligned_buffer(size_t len, char **raw)
+{
+	*raw = mmap(NULL, len + 65536, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	return (char *)(((uintptr_t)*raw + 65535) & ~(uintptr_t)65535);
+}
+
 /* A buffer region's rules: one region per buffer, never heaplib's own
  * memory; a secure one is wiped by reset and given back to core dumps at
  * delete. */
 static void test_buffer_rules(void)
 {
 	size_t blen = 256 << 10;
-	char *raw = mmap(NULL, blen + 65536, PROT_READ | PROT_WRITE,
-			 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	char *buf = (char *)(((uintptr_t)raw + 65535) & ~(uintptr_t)65535);
+	char *raw, *buf = aligned_buffer(blen, &raw);
 	hl_region_attr_t a = attr();
 	a.backing = HL_BACKING_BUFFER;
 	a.buffer = buf;
@@ -642,9 +648,7 @@ static void test_permission_follows_region(void)
 static void test_pool_split_merge(void)
 {
 	size_t blen = 256 << 10;
-	char *raw = mmap(NULL, blen + 65536, PROT_READ | PROT_WRITE,
-			 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	char *buf = (char *)(((uintptr_t)raw + 65535) & ~(uintptr_t)65535);
+	char *raw, *buf = aligned_buffer(blen, &raw);
 	hl_region_attr_t a = attr();
 	a.backing = HL_BACKING_BUFFER;
 	a.buffer = buf;
