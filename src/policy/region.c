@@ -299,6 +299,16 @@ HL_EXPORT int hl_region_create(const hl_region_attr_t *user, hl_region_t **out)
 
 /* ---- delete and reset --------------------------------------------------- */
 
+/* A closed region's end: its backing released, its arenas' generation
+ * left behind, its slot free for the next create. */
+static void region_release(struct hl_region *r)
+{
+	bk_release(r->bk);
+	lf_fetch_add_relaxed(&r->gen, 1u);
+	region_forget_events(r);
+	lf_store_release(&r->state, (uint32_t)REGION_FREE);
+}
+
 static void region_sweep_now(sb_arena_t *a)
 {
 	sb_sweep_arena(a, true);
@@ -316,19 +326,16 @@ HL_EXPORT int hl_region_delete(hl_region_t *region)
 	uint32_t st = lf_load_acquire(&r->state);
 	if (st != REGION_ALIVE)
 		return st == REGION_DELETING || st == REGION_RESETTING ? HL_EBUSY : HL_EINVAL;
-	if (lf_load_acquire(&r->live_blocks))
-		return HL_EBUSY;
 	if (lf_load_relaxed(&r->inherited)) {
 		/* The parent's heap: the child gives up its view of it (its
 		 * mapping and descriptor), and touches none of its pages. */
 		if (region_quiesce(r, REGION_DELETING) != HL_OK)
 			return HL_EBUSY;
-		bk_release(r->bk);
-		lf_fetch_add_relaxed(&r->gen, 1u);
-		region_forget_events(r);
-		lf_store_release(&r->state, (uint32_t)REGION_FREE);
+		region_release(r);
 		return HL_OK;
 	}
+	if (lf_load_acquire(&r->live_blocks))
+		return HL_EBUSY;
 	int e = region_quiesce(r, REGION_DELETING);
 	if (e)
 		return e;
@@ -346,10 +353,7 @@ HL_EXPORT int hl_region_delete(hl_region_t *region)
 		lf_store_release(&r->state, (uint32_t)REGION_ALIVE);
 		return HL_EBUSY;
 	}
-	bk_release(r->bk);
-	lf_fetch_add_relaxed(&r->gen, 1u);
-	region_forget_events(r);
-	lf_store_release(&r->state, (uint32_t)REGION_FREE);
+	region_release(r);
 	return HL_OK;
 }
 
