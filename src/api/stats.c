@@ -43,13 +43,16 @@ HL_EXPORT int hl_stats_get(hl_stats_t *out)
 
 static void stats_print_task(struct hl_task *t, void *ctx)
 {
+	FILE *out = ctx;
 	hl_task_stats_t ts = { .struct_size = sizeof ts };
 	if (hl_task_stats(t, NULL, &ts) != HL_OK)
 		return;
-	fprintf(ctx, "task %u %s threads %llu quota %llu backed %llu live_bytes %llu live_blocks %llu\n",
-		t->id, t->name[0] ? t->name : "-", (unsigned long long)ts.threads,
-		(unsigned long long)ts.quota, (unsigned long long)ts.bytes_backed,
-		(unsigned long long)ts.bytes_live, (unsigned long long)ts.blocks_live);
+	fprintf(out,
+		"task_%u_threads %llu\ntask_%u_quota %llu\ntask_%u_bytes_backed %llu\n"
+		"task_%u_bytes_live %llu\ntask_%u_blocks_live %llu\n",
+		t->id, (unsigned long long)ts.threads, t->id, (unsigned long long)ts.quota,
+		t->id, (unsigned long long)ts.bytes_backed, t->id, (unsigned long long)ts.bytes_live,
+		t->id, (unsigned long long)ts.blocks_live);
 }
 
 HL_EXPORT void hl_stats_print(FILE *out)
@@ -79,21 +82,32 @@ HL_EXPORT void hl_stats_print(FILE *out)
 		(unsigned long long)s.large_live, (unsigned long long)s.large_bytes,
 		(unsigned long long)s.tcache_bytes, (unsigned long long)s.transfer_bytes,
 		(unsigned long long)s.threads_live, (unsigned long long)s.heaps);
+	/* Every line "name value": the options in force (option_KEY), then
+	 * each live region (region_ID_...) and task (task_ID_...); their
+	 * names are hl_region_name's and the task attributes'. */
 	char opts[512];
 	config_print(opts);
-	fprintf(out, "options%s", opts);
+	for (char *tok = strtok(opts, " \n"); tok; tok = strtok(NULL, " \n")) {
+		char *colon = strchr(tok, ':');
+		if (colon) {
+			*colon = 0;
+			fprintf(out, "option_%s %s\n", tok, colon + 1);
+		}
+	}
 	for (uint32_t id = 0; id < HL_MAX_REGIONS; id++) {
 		hl_region_stats_t rs = { .struct_size = sizeof rs };
 		if (hl_region_stats(region_at(id), &rs) != HL_OK)
 			continue;
 		fprintf(out,
-			"region %u %s capacity %llu backed %llu live_bytes %llu live_blocks %llu "
-			"superblocks %llu allocs %llu frees %llu events_low %llu events_high %llu\n",
-			id, region_at(id)->name, (unsigned long long)rs.capacity,
-			(unsigned long long)rs.bytes_backed, (unsigned long long)rs.bytes_live,
-			(unsigned long long)rs.blocks_live, (unsigned long long)rs.superblocks,
-			(unsigned long long)rs.allocs, (unsigned long long)rs.frees,
-			(unsigned long long)rs.events_low, (unsigned long long)rs.events_high);
+			"region_%u_capacity %llu\nregion_%u_bytes_backed %llu\n"
+			"region_%u_bytes_live %llu\nregion_%u_blocks_live %llu\n"
+			"region_%u_superblocks %llu\nregion_%u_allocs %llu\nregion_%u_frees %llu\n"
+			"region_%u_events_low %llu\nregion_%u_events_high %llu\n",
+			id, (unsigned long long)rs.capacity, id, (unsigned long long)rs.bytes_backed,
+			id, (unsigned long long)rs.bytes_live, id, (unsigned long long)rs.blocks_live,
+			id, (unsigned long long)rs.superblocks, id, (unsigned long long)rs.allocs,
+			id, (unsigned long long)rs.frees, id, (unsigned long long)rs.events_low,
+			id, (unsigned long long)rs.events_high);
 	}
 	task_each(stats_print_task, out);
 }

@@ -30,7 +30,7 @@ check "an unknown key is said once on stderr, naming it" \
 
 env HEAPLIB_STATS=1 LD_PRELOAD="$lib" sort /dev/null 2>"$tmp"
 check "HEAPLIB_STATS=1 prints the statistics at exit, the options, the default region and task" \
-	'grep -q "^superblocks_created " "$tmp" && grep -q "^options decay_ms:" "$tmp" && grep -q "^region 0 default " "$tmp" && grep -q "^task 0 default " "$tmp"'
+	'grep -q "^superblocks_created " "$tmp" && grep -q "^option_decay_ms 1000$" "$tmp" && grep -q "^region_0_capacity 0$" "$tmp" && grep -q "^task_0_threads " "$tmp"'
 
 env HEAPLIB_OPTIONS=stats LD_PRELOAD="$lib" /bin/true 2>"$tmp"
 check "a boolean key alone turns it on (HEAPLIB_OPTIONS=stats)" 'grep -q "^heaps " "$tmp"'
