@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 packages=(
 	build-essential autoconf automake libtool pkg-config
 	valgrind
-	libjemalloc2 libtcmalloc-minimal4 libmimalloc2.0 gnuplot-nox
+	libjemalloc2 libtcmalloc-minimal4 libmimalloc2.0 gnuplot-nox mandoc
 )
 
 if [ "${SETUP_NO_APT:-0}" != 1 ]; then
