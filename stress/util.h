@@ -237,4 +237,11 @@ extern const struct workload wl_fastpath, wl_server, wl_prodcons, wl_batches,
  * report.c names as harness overhead in the peak RSS */
 extern const size_t blowup_array_bytes;
 
+/* wl/server.c: the larson engine, which wl/larson-sized.c runs with sized
+ * frees.  sized_free NULL: every block is freed with free. */
+typedef void sized_free_fn(void *ptr, size_t size);
+void server_setup_with(int nthreads, sized_free_fn *sized_free);
+void *server_run(struct worker *w, sized_free_fn *sized_free);
+void server_done(int nthreads, double secs, struct wl_result_extra *ex);
+
 #endif
