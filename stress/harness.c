@@ -265,7 +265,7 @@ static void *monitor_fn(void *arg)
 				 tot > 0 ? 100.0 * (double)ops / tot : 0);
 		}
 		char mb[32];
-		fprintf(stderr, "%s%-10s T=%-3d %s  %8s Mops/s  RSS %7.1f MiB  peak %7.1f MiB%s",
+		fprintf(stderr, "%s%-12s T=%-3d %s  %8s Mops/s  RSS %7.1f MiB  peak %7.1f MiB%s",
 			mon.tty ? "\r" : "", mon.wl, mon.nthreads, when,
 			fmt_mops(mb, sizeof mb, rate), rss_kib() / 1024.0, peak_rss_kib() / 1024.0,
 			mon.tty ? "\033[K" : "\n");
