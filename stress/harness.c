@@ -149,7 +149,8 @@ uint64_t sum_ops(int n)
  * heaplib_only ones. */
 const struct workload *const workloads[] = {
 	&wl_fastpath, &wl_server, &wl_prodcons, &wl_batches, &wl_falseshare,
-	&wl_churn, &wl_blowup, &wl_large, &wl_malloclarge, &wl_regions,
+	&wl_churn, &wl_blowup, &wl_large, &wl_malloclarge, &wl_mstress,
+	&wl_regions,
 };
 
 static const char *const mix_parts[] = { "server", "prodcons", "batches", "large" };

@@ -30,7 +30,7 @@
 
 #define PROG "heaplib-stress"
 #define MAX_THREADS 512
-#define NWORKLOADS 10			/* entries of harness.c's table */
+#define NWORKLOADS 11			/* entries of harness.c's table */
 
 /* ---- main.c: options ---------------------------------------------------- */
 
@@ -231,7 +231,8 @@ void compare_write_json(const char *path, const struct cmp_runs *m);
 /* ---- wl/NAME.c: the workloads ------------------------------------------- */
 
 extern const struct workload wl_fastpath, wl_server, wl_prodcons, wl_batches,
-	wl_falseshare, wl_churn, wl_blowup, wl_large, wl_malloclarge, wl_regions;
+	wl_falseshare, wl_churn, wl_blowup, wl_large, wl_malloclarge, wl_mstress,
+	wl_regions;
 
 /* wl/blowup.c: bytes of block pointers each blowup thread keeps, which
  * report.c names as harness overhead in the peak RSS */
