@@ -107,6 +107,9 @@ void print_table(const struct result *r, int n)
 			       r[i].peak_rss_kib / 1024.0, r[i].extra_value,
 			       r[i].peak_rss_kib / 1024.0 / r[i].extra_value,
 			       r[i].threads * (double)blowup_array_bytes / (1 << 20));
+		if (!strcmp(r[i].workload, "larson-sized") && r[i].extra_value == 0)
+			printf("larson-sized: the allocator has no free_sized (glibc 2.36 has none): "
+			       "every free was a plain free, as in server\n");
 	}
 	fflush(stdout);
 }

@@ -30,7 +30,7 @@
 
 #define PROG "heaplib-stress"
 #define MAX_THREADS 512
-#define NWORKLOADS 11			/* entries of harness.c's table */
+#define NWORKLOADS 12			/* entries of harness.c's table */
 
 /* ---- main.c: options ---------------------------------------------------- */
 
@@ -232,7 +232,7 @@ void compare_write_json(const char *path, const struct cmp_runs *m);
 
 extern const struct workload wl_fastpath, wl_server, wl_prodcons, wl_batches,
 	wl_falseshare, wl_churn, wl_blowup, wl_large, wl_malloclarge, wl_mstress,
-	wl_regions;
+	wl_larson_sized, wl_regions;
 
 /* wl/blowup.c: bytes of block pointers each blowup thread keeps, which
  * report.c names as harness overhead in the peak RSS */
