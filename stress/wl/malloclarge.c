@@ -13,6 +13,11 @@
  * the first and last words and one word in every 4 KiB page, over the fill).
  * Extra figure: faults_per_alloc, the process's minor page faults during the
  * run (getrusage) per block allocated; a 15 MiB block has 3840 pages.
+ *
+ * Unlike the single-threaded program, the blocks come from a worker thread
+ * even at --threads 1, so glibc serves them from a thread arena (heaps of
+ * at most 64 MiB, unmapped as they empty) and not from the main thread's
+ * brk heap: its munmap count here is some ten times the program's.
  */
 #define _GNU_SOURCE
 #include <stdlib.h>
