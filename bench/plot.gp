@@ -17,16 +17,17 @@ nw = words(workloads)
 na = words(allocators)
 nt = words(threads)
 
-if (strstrt(GPVAL_TERMINALS, "pngcairo") > 0) {
-	set terminal pngcairo size 1500,1100 font "sans,10"
-} else {
-	set terminal png size 1500,1100
-}
-set output outfile
-
-# panels plus one for the key, three to a row
+# panels plus one for the key, three to a row, 370 pixels high each
 cols = 3
 rows = int((nw + 1 + cols - 1) / cols)
+height = 370 * rows
+
+if (strstrt(GPVAL_TERMINALS, "pngcairo") > 0) {
+	set terminal pngcairo size 1500,height font "sans,10"
+} else {
+	set terminal png size 1500,height
+}
+set output outfile
 set multiplot layout rows, cols title plottitle font ",12"
 
 set logscale x 2

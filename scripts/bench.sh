@@ -15,7 +15,7 @@
 #   RUNS=R           runs per figure (default 10; QUICK 3)
 #   DURATION=S       seconds per run (default 1.4; QUICK 0.15)
 #   THREADS="1 2 8"  thread counts
-#   WORKLOADS="..."  workloads (default: all eight)
+#   WORKLOADS="..."  workloads (default: all eleven, the "all" of heaplib-stress)
 #   ALLOCATORS="..." subset of: glibc jemalloc tcmalloc mimalloc heaplib
 #   CG_N=N           callgrind pairs: runs with N and 2N (default 1e6; QUICK 1e5)
 #   NO_APT=1         never apt-get a missing peer, valgrind or gnuplot
@@ -56,7 +56,7 @@ else
 	RUNS=${RUNS:-10}; DURATION=${DURATION:-1.4}; CG_N=${CG_N:-1000000}
 fi
 THREADS=${THREADS:-"1 2 8"}
-WORKLOADS=${WORKLOADS:-"fastpath server prodcons batches falseshare churn blowup large"}
+WORKLOADS=${WORKLOADS:-"fastpath server prodcons batches falseshare churn blowup large malloclarge mstress larson-sized"}
 ALLOCATORS=${ALLOCATORS:-"glibc jemalloc tcmalloc mimalloc heaplib"}
 NO_APT=${NO_APT:-}
 [ "$NO_APT" = 0 ] && NO_APT=
@@ -358,7 +358,7 @@ for w in $WORKLOADS; do
 			$1 == w && $2 == t { n[$3]++
 				if ($6 == "ok") v[$3, ++k[$3]] = $8; else bad[$3]++ }
 			END {
-				line = sprintf("[%2d/%d] %-10s T=%-2s", fig, nfig, w, t)
+				line = sprintf("[%2d/%d] %-12s T=%-2s", fig, nfig, w, t)
 				na = split(order, al, " ")
 				for (i = 1; i <= na; i++) {
 					a = al[i]; m = k[a] + 0
@@ -431,6 +431,12 @@ summarize() {
 		desc["churn"] = "threads created and joined continually, 300 blocks each"
 		desc["blowup"] = "8 MiB/thread of one class, free 90%, refill with another: peak RSS against peak live (extra)"
 		desc["large"] = "64 KiB - 8 MiB blocks with realloc growth"
+		desc["malloclarge"] = "malloc-large shape: 5-25 MiB blocks, at most 20 live, each replaced at random and memset whole; " \
+			"faults_per_alloc: minor page faults per block allocated"
+		desc["mstress"] = "mimalloc test-stress shape: short-lived threads keep random sets of mixed-size objects and hand some on " \
+			"through shared transfer slots; foreign_free_pct: frees of another thread'"'"'s block"
+		desc["larson-sized"] = "server with free_sized(p, size) for every free where the allocator has one; " \
+			"sized_free_pct: 100 if it had, 0 if the frees fell back to free"
 
 		# medians, min, max; the best peer of each figure
 		for (i = 1; i <= nw; i++) for (j = 1; j <= nt; j++) {

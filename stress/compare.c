@@ -296,7 +296,7 @@ static bool run_shown(const struct cmp_runs *m, int w, int t, int a, int r, size
 	}
 	if (!opt.quiet) {
 		char mb[32];
-		fprintf(stderr, "%s[%3zu/%zu %5.0fs] %-10s T=%-3d run %d/%d %-9s %9s Mops/s  "
+		fprintf(stderr, "%s[%3zu/%zu %5.0fs] %-12s T=%-3d run %d/%d %-9s %9s Mops/s  "
 			"peak RSS %7.1f MiB%s", tty ? "\r" : "", done, total, now_sec() - t_start,
 			wl, m->tl[t], r + 1, m->runs, name,
 			fmt_mops(mb, sizeof mb, rr->r.ops_per_sec), rr->r.peak_rss_kib / 1024.0,

@@ -149,7 +149,8 @@ uint64_t sum_ops(int n)
  * heaplib_only ones. */
 const struct workload *const workloads[] = {
 	&wl_fastpath, &wl_server, &wl_prodcons, &wl_batches, &wl_falseshare,
-	&wl_churn, &wl_blowup, &wl_large, &wl_regions,
+	&wl_churn, &wl_blowup, &wl_large, &wl_malloclarge, &wl_mstress,
+	&wl_larson_sized, &wl_regions,
 };
 
 static const char *const mix_parts[] = { "server", "prodcons", "batches", "large" };
@@ -265,7 +266,7 @@ static void *monitor_fn(void *arg)
 				 tot > 0 ? 100.0 * (double)ops / tot : 0);
 		}
 		char mb[32];
-		fprintf(stderr, "%s%-10s T=%-3d %s  %8s Mops/s  RSS %7.1f MiB  peak %7.1f MiB%s",
+		fprintf(stderr, "%s%-12s T=%-3d %s  %8s Mops/s  RSS %7.1f MiB  peak %7.1f MiB%s",
 			mon.tty ? "\r" : "", mon.wl, mon.nthreads, when,
 			fmt_mops(mb, sizeof mb, rate), rss_kib() / 1024.0, peak_rss_kib() / 1024.0,
 			mon.tty ? "\033[K" : "\n");

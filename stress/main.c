@@ -78,10 +78,10 @@ static void usage(FILE *f)
 "\n"
 "Workloads:\n");
 	for (int i = 0; i < NWORKLOADS; i++)
-		fprintf(f, "  %-11s %s\n", workloads[i]->name, workloads[i]->desc);
+		fprintf(f, "  %-12s %s\n", workloads[i]->name, workloads[i]->desc);
 	fprintf(f,
-"  %-11s server, prodcons, batches, large, duration/4 each (--compare: full duration,\n"
-"              one row each)\n"
+"  %-12s server, prodcons, batches, large, duration/4 each (--compare: full duration,\n"
+"               one row each)\n"
 "\n"
 "Peak RSS is reset at the start of every workload (/proc/self/clear_refs) and read from\n"
 "VmHWM; if that is not permitted it is getrusage's ru_maxrss for the whole process.\n"

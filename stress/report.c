@@ -81,11 +81,11 @@ void print_table(const struct result *r, int n)
 {
 	printf("\nheaplib-stress results (allocator: %s; ops = malloc/calloc/realloc/free calls)\n",
 	       n ? r[0].allocator : allocator_label());
-	printf("%-10s %7s %13s %8s %9s %13s  %s\n", "workload", "threads", "ops", "seconds",
+	printf("%-12s %7s %13s %8s %9s %13s  %s\n", "workload", "threads", "ops", "seconds",
 	       "Mops/s", "peak RSS MiB", "extra");
 	for (int i = 0; i < n; i++) {
 		char mb[32];
-		printf("%-10s %7d %13llu %8.3f %9s %13.1f  %s=%.4g\n", r[i].workload, r[i].threads,
+		printf("%-12s %7d %13llu %8.3f %9s %13.1f  %s=%.4g\n", r[i].workload, r[i].threads,
 		       (unsigned long long)r[i].ops, r[i].seconds,
 		       fmt_mops(mb, sizeof mb, r[i].ops_per_sec),
 		       r[i].peak_rss_kib / 1024.0, r[i].extra_name, r[i].extra_value);
@@ -107,6 +107,9 @@ void print_table(const struct result *r, int n)
 			       r[i].peak_rss_kib / 1024.0, r[i].extra_value,
 			       r[i].peak_rss_kib / 1024.0 / r[i].extra_value,
 			       r[i].threads * (double)blowup_array_bytes / (1 << 20));
+		if (!strcmp(r[i].workload, "larson-sized") && r[i].extra_value == 0)
+			printf("larson-sized: the allocator has no free_sized (glibc 2.36 has none): "
+			       "every free was a plain free, as in server\n");
 	}
 	fflush(stdout);
 }
@@ -211,7 +214,7 @@ static void compare_table(const struct cmp_runs *m, int w, int t)
 static void summary_head(const struct cmp_runs *m, const char *title)
 {
 	printf("\n=== summary: %s ===\n", title);
-	printf("%-10s %4s", "workload", "T");
+	printf("%-12s %4s", "workload", "T");
 	for (int a = 0; a < m->na; a++)
 		if (a != m->heap_idx)
 			printf(" %9s", m->al[a].name);
@@ -226,7 +229,7 @@ static void summary_ops(const struct cmp_runs *m)
 		for (int t = 0; t < m->nt; t++) {
 			struct stat3 hs = stats_at(m, w, t, m->heap_idx);
 			bool hfail = hs.failed || !hs.n;
-			printf("%-10s %4d", m->wls[w], m->tl[t]);
+			printf("%-12s %4d", m->wls[w], m->tl[t]);
 			double bestv = -1;
 			for (int a = 0; a < m->na; a++) {
 				if (a == m->heap_idx)
@@ -258,7 +261,7 @@ static void summary_rss(const struct cmp_runs *m)
 	for (int w = 0; w < m->nw; w++)
 		for (int t = 0; t < m->nt; t++) {
 			struct stat3 hs = stats_at(m, w, t, m->heap_idx);
-			printf("%-10s %4d", m->wls[w], m->tl[t]);
+			printf("%-12s %4d", m->wls[w], m->tl[t]);
 			for (int a = 0; a < m->na; a++) {
 				if (a == m->heap_idx)
 					continue;

@@ -19,6 +19,9 @@ stress_heaplib_stress_SOURCES = \
 	stress/wl/churn.c \
 	stress/wl/blowup.c \
 	stress/wl/large.c \
+	stress/wl/malloclarge.c \
+	stress/wl/mstress.c \
+	stress/wl/larson-sized.c \
 	stress/wl/regions.c
 stress_heaplib_stress_CPPFLAGS = -I$(srcdir)/include
 stress_heaplib_stress_LDADD = -lpthread -lm -ldl

@@ -30,7 +30,7 @@
 
 #define PROG "heaplib-stress"
 #define MAX_THREADS 512
-#define NWORKLOADS 9			/* entries of harness.c's table */
+#define NWORKLOADS 12			/* entries of harness.c's table */
 
 /* ---- main.c: options ---------------------------------------------------- */
 
@@ -231,10 +231,18 @@ void compare_write_json(const char *path, const struct cmp_runs *m);
 /* ---- wl/NAME.c: the workloads ------------------------------------------- */
 
 extern const struct workload wl_fastpath, wl_server, wl_prodcons, wl_batches,
-	wl_falseshare, wl_churn, wl_blowup, wl_large, wl_regions;
+	wl_falseshare, wl_churn, wl_blowup, wl_large, wl_malloclarge, wl_mstress,
+	wl_larson_sized, wl_regions;
 
 /* wl/blowup.c: bytes of block pointers each blowup thread keeps, which
  * report.c names as harness overhead in the peak RSS */
 extern const size_t blowup_array_bytes;
+
+/* wl/server.c: the larson engine, which wl/larson-sized.c runs with sized
+ * frees.  sized_free NULL: every block is freed with free. */
+typedef void sized_free_fn(void *ptr, size_t size);
+void server_setup_with(int nthreads, sized_free_fn *sized_free);
+void *server_run(struct worker *w, sized_free_fn *sized_free);
+void server_done(int nthreads, double secs, struct wl_result_extra *ex);
 
 #endif

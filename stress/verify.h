@@ -165,4 +165,12 @@ static inline void blk_free(struct blk *b)
 	b->p = NULL;
 }
 
+/* check the pattern, free with its size (C23's free_sized, or the like) */
+static inline void blk_free_sized(struct blk *b, void (*free_sized_fn)(void *, size_t))
+{
+	check_before_free(b->p, b->size);
+	free_sized_fn(b->p, b->size);
+	b->p = NULL;
+}
+
 #endif

@@ -191,7 +191,7 @@ const struct workload wl_regions = {
 	.teardown = regions_done,
 	.desc = "heaplib only: 2 tasks, 3 regions (local on node 2, cluster on node 1, "
 		"secure) and the\n"
-		"              default (node 0); every block's region checked against its "
+		"               default (node 0); every block's region checked against its "
 		"constraint",
 	.heaplib_only = true,
 };

@@ -9,6 +9,10 @@
  * another thread; one allocation in 16 is a calloc, checked for zeros.
  * Extra figure: remote_free_pct, the share of frees whose block another
  * thread allocated.
+ *
+ * The engine (setup, one thread's loop, teardown) is shared with
+ * wl/larson-sized.c, which frees with the block's size: server_run's
+ * sized_free, NULL here, where the compiler folds it away.
  */
 #define _GNU_SOURCE
 #include <sched.h>
@@ -26,7 +30,18 @@ static struct {
 	pthread_mutex_t mu;
 	struct srv_ent *pool;		/* FIFO, oldest first */
 	int count, cap;
+	sized_free_fn *sized_free;	/* set by setup, read-only while threads run */
 } srv = { .mu = PTHREAD_MUTEX_INITIALIZER };
+
+/* every free of the workload: free, or sized_free with the block's size */
+static inline __attribute__((always_inline))
+void srv_free(struct blk *b, sized_free_fn *sized_free)
+{
+	if (sized_free)
+		blk_free_sized(b, sized_free);
+	else
+		blk_free(b);
+}
 
 static struct blk *srv_new_array(struct rng *r)
 {
@@ -38,17 +53,18 @@ static struct blk *srv_new_array(struct rng *r)
 	return a;
 }
 
-static void srv_free_array(struct blk *a)
+static void srv_free_array(struct blk *a, sized_free_fn *sized_free)
 {
 	for (int i = 0; i < SRV_SLOTS; i++)
 		if (a[i].p)
-			blk_free(&a[i]);
+			srv_free(&a[i], sized_free);
 	free(a);
 }
 
-static void server_setup(int n)
+void server_setup_with(int n, sized_free_fn *sized_free)
 {
 	struct rng r = { opt.seed ^ 0x5e17e5ULL };
+	srv.sized_free = sized_free;
 	srv.cap = 2 * n;			/* n held by threads + n spares */
 	srv.pool = calloc((size_t)srv.cap, sizeof *srv.pool);
 	if (!srv.pool)
@@ -84,9 +100,15 @@ static struct blk *srv_exchange(struct blk *a, int tid, int nthreads)
 	return in;
 }
 
-static void *server_thread(void *arg)
+static void server_setup(int n)
 {
-	struct worker *w = arg;
+	server_setup_with(n, NULL);
+}
+
+/* one thread's loop; sized_free as in srv_free */
+static inline __attribute__((always_inline))
+void *srv_run(struct worker *w, sized_free_fn *sized_free)
+{
 	struct blk *a = srv_new_array(&w->rng);
 	uint16_t perm[SRV_SLOTS];
 	for (int i = 0; i < SRV_SLOTS; i++)
@@ -102,7 +124,7 @@ static void *server_thread(void *arg)
 			struct blk *b = &a[perm[i]];
 			remote += b->owner != w->tid;
 			frees++;
-			blk_free(b);
+			srv_free(b, sized_free);
 			blk_new(b, rng_size(&w->rng), (rng_next(&w->rng) & 15) == 0);
 			count_ops(w, 2);
 		}
@@ -112,18 +134,28 @@ static void *server_thread(void *arg)
 		remote += a[i].owner != w->tid;
 		frees++;
 	}
-	srv_free_array(a);
+	srv_free_array(a, sized_free);
 	count_ops(w, SRV_SLOTS);
 	atomic_store(&g_count[w->tid].aux, remote);
 	atomic_store(&g_count[w->tid].aux2, frees);
 	return NULL;
 }
 
-static void server_done(int n, double secs, struct wl_result_extra *ex)
+static void *server_thread(void *arg)
+{
+	return srv_run(arg, NULL);
+}
+
+void *server_run(struct worker *w, sized_free_fn *sized_free)
+{
+	return srv_run(w, sized_free);
+}
+
+void server_done(int n, double secs, struct wl_result_extra *ex)
 {
 	(void)secs;
 	for (int i = 0; i < srv.count; i++)
-		srv_free_array(srv.pool[i].a);
+		srv_free_array(srv.pool[i].a, srv.sized_free);
 	free(srv.pool);
 	srv.pool = NULL;
 	srv.count = 0;
