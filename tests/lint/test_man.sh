@@ -97,7 +97,7 @@ env_doc=$(section "$man3" ENVIRONMENT |
 	sed -nE 's/^\.It[[:space:]]+Ev[[:space:]]+(HEAPLIB_[A-Z0-9_]+).*/\1/p' | uniq_lines)
 doc_opts=$(grep -E '^\.It[[:space:]]' "$man1" 2>/dev/null | grep -oE 'Fl -[a-z][a-z0-9-]*' |
 	sed 's/^Fl /-/' | uniq_lines)
-doc_wls=$(sed -nE 's/^\.It[[:space:]]+Cm[[:space:]]+([a-z]+).*/\1/p' "$man1" 2>/dev/null | uniq_lines)
+doc_wls=$(sed -nE 's/^\.It[[:space:]]+Cm[[:space:]]+([a-z][a-z-]*).*/\1/p' "$man1" 2>/dev/null | uniq_lines)
 
 nfuncs=$(printf '%s\n' "$funcs" | grep -c .)
 nopts=$(printf '%s\n' "$opts" | grep -c .)
