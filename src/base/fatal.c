@@ -46,20 +46,24 @@ static char *fmt_hex(char *o, char *end, uintptr_t v)
 	return o;
 }
 
-static char *fmt_dec(char *o, char *end, long v)
+static char *fmt_udec(char *o, char *end, unsigned long u)
 {
 	char tmp[24];
 	int n = 0;
-	unsigned long u = v < 0 ? -(unsigned long)v : (unsigned long)v;
 	do {
 		tmp[n++] = (char)('0' + u % 10);
 		u /= 10;
 	} while (u);
-	if (v < 0 && o < end)
-		*o++ = '-';
 	while (n && o < end)
 		*o++ = tmp[--n];
 	return o;
+}
+
+static char *fmt_dec(char *o, char *end, long v)
+{
+	if (v < 0 && o < end)
+		*o++ = '-';
+	return fmt_udec(o, end, v < 0 ? -(unsigned long)v : (unsigned long)v);
 }
 
 void hl_fatal(const char *call, const void *ptr, const char *reason)
@@ -75,6 +79,21 @@ void hl_fatal(const char *call, const void *ptr, const char *reason)
 	*o = 0;
 	hl_write_err(buf);
 	abort();
+}
+
+void hl_fatal_size(const char *call, const void *ptr, size_t given,
+		   const char *block, size_t bytes)
+{
+	char why[160], *o = why, *end = why + sizeof why - 1;
+	o = fmt_str(o, end, HL_WHY_SIZE " (");
+	o = fmt_udec(o, end, given);
+	o = fmt_str(o, end, " bytes given, ");
+	o = fmt_str(o, end, block);
+	o = fmt_str(o, end, " ");
+	o = fmt_udec(o, end, bytes);
+	o = fmt_str(o, end, ")");
+	*o = 0;
+	hl_fatal(call, ptr, why);
 }
 
 void hl_fatal_assert(const char *expr, const char *file, int line)
