@@ -103,7 +103,8 @@ static bool hl_large_fits(size_t len, size_t size, size_t align, enum hl_sized r
 	return size <= len && !small;
 }
 
-static HL_COLD void hl_size_mismatch(void *p, unsigned cls, size_t size, const char *call)
+static HL_COLD __attribute__((noreturn)) void hl_size_mismatch(void *p, unsigned cls, size_t size,
+								 const char *call)
 {
 	hl_fatal_size(call, p, size, "class of", sc_table[cls].size);
 }
@@ -159,6 +160,18 @@ static HL_NOINLINE void hl_free_other_sized(void *p, uint64_t w, size_t size, si
 static HL_COLD void hl_double_free(void *p, const char *call)
 {
 	hl_fatal(call, p, HL_WHY_FREE_CACHED);
+}
+
+static HL_NOINLINE void hl_free_small_slow(void *p, unsigned cls, const char *call);
+
+/* The exact check past 16 bytes of alignment calls out (sc_class_aligned),
+ * so it is a tail call from the fast path, which keeps no frame. */
+static HL_NOINLINE void hl_free_small_aligned(void *p, unsigned cls, size_t size, size_t align,
+					      const char *call)
+{
+	if (!hl_small_fits(cls, size, align, HL_SIZED_EXACT))
+		hl_size_mismatch(p, cls, size, call);
+	hl_free_small_slow(p, cls, call);
 }
 
 /* The free of a default-arena small block that the fast path did not
@@ -217,7 +230,11 @@ static inline __attribute__((always_inline)) void hl_free_fast(void *p, size_t s
 	unsigned cls = PM_CLS(w);
 	if (HL_UNLIKELY(!sc_is_block(cls, pm_block_off(p, w))))
 		hl_fatal(call, p, HL_WHY_INTERIOR);
-	if (rule != HL_UNSIZED && HL_UNLIKELY(!hl_small_fits(cls, size, align, rule)))
+	if (rule == HL_SIZED_EXACT && HL_UNLIKELY(align > 16)) {
+		hl_free_small_aligned(p, cls, size, align, call);
+		return;
+	}
+	if (rule != HL_UNSIZED && HL_UNLIKELY(!hl_small_fits(cls, size, 0, rule)))
 		hl_size_mismatch(p, cls, size, call);
 	hl_tcache_t *tc = hl_tc;
 	uint64_t key = hl_key;
