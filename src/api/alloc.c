@@ -80,19 +80,20 @@ enum hl_sized {
 };
 
 /* Whether a small block of class cls can be what the rule says.  Exact:
- * the class that allocation picks (hl_aligned_impl and placement alike).
+ * the class that allocation picks (hl_aligned_impl and placement alike);
+ * up to 16 bytes of alignment sc_of's, whose sizes are [least, class].
  * After realloc, which keeps a block shrunk by at most half in place, any
  * size in (class / 2, class]; malloc's sizes are among them, every class
  * being at most twice the one below. */
 static inline bool hl_small_fits(unsigned cls, size_t size, size_t align, enum hl_sized rule)
 {
-	if (rule == HL_SIZED_REALLOC) {
-		size_t have = sc_table[cls].size;
-		return size <= have && (size > have / 2 || have <= HL_MIN_BLOCK);
-	}
-	if (size > HL_SMALL_MAX || align > HL_SMALL_MAX)
-		return false;   /* that allocation made a large block */
-	return (align <= 16 ? sc_of(size) : sc_class_aligned(size, align)) == cls;
+	const sc_info_t *c = &sc_table[cls];
+	if (rule == HL_SIZED_REALLOC)
+		return size <= c->size && (size > c->size / 2 || c->size <= HL_MIN_BLOCK);
+	if (align <= 16)
+		return size - c->least <= c->size - c->least;
+	/* sc_class_aligned's; past 32 KiB of size or alignment, a large block */
+	return size <= HL_SMALL_MAX && align <= HL_SMALL_MAX && sc_class_aligned(size, align) == cls;
 }
 
 /* Whether a large block of len bytes can be: a request a class would have
@@ -254,7 +255,12 @@ static inline __attribute__((always_inline)) void hl_free_fast(void *p, size_t s
 void *hl_alloc_impl(size_t size, const char *call) { return hl_alloc_fast(size, call); }
 void hl_free_impl(void *p, const char *call) { hl_free_fast(p, 0, 0, HL_UNSIZED, call); }
 
-void hl_free_exact(void *p, size_t size, size_t align, const char *call)
+void hl_free_exact(void *p, size_t size, const char *call)
+{
+	hl_free_fast(p, size, 0, HL_SIZED_EXACT, call);
+}
+
+void hl_free_exact_aligned(void *p, size_t size, size_t align, const char *call)
 {
 	hl_free_fast(p, size, align, HL_SIZED_EXACT, call);
 }

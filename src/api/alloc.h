@@ -12,15 +12,19 @@
 extern "C" {
 #endif
 
-void *hl_alloc_impl(size_t size, const char *call);
-void hl_free_impl(void *p, const char *call);
-size_t hl_usable_impl(const void *p, const char *call);
+/* None throws: a C++ caller that must not (a noexcept operator delete)
+ * can then tail-call them. */
+#define HL_NOTHROW __attribute__((nothrow))
 
-/* free(p), p being what an allocation of size bytes aligned to align
- * (0 or up to 16: none asked) returned; aborts with "heaplib:
- * CALL(p): size does not match the block (...)" when p's block cannot be.
- * Any thread, as free. */
-void hl_free_exact(void *p, size_t size, size_t align, const char *call);
+HL_NOTHROW void *hl_alloc_impl(size_t size, const char *call);
+HL_NOTHROW void hl_free_impl(void *p, const char *call);
+HL_NOTHROW size_t hl_usable_impl(const void *p, const char *call);
+
+/* free(p), p being what an allocation of size bytes (aligned to align)
+ * returned; aborts with "heaplib: CALL(p): size does not match the block
+ * (...)" when p's block cannot be.  Any thread, as free. */
+HL_NOTHROW void hl_free_exact(void *p, size_t size, const char *call);
+HL_NOTHROW void hl_free_exact_aligned(void *p, size_t size, size_t align, const char *call);
 
 #ifdef __cplusplus
 }
