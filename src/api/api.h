@@ -7,6 +7,7 @@
  *   alloc.c     malloc and friends, their fast paths, hl_alloc (alloc.h:
  *               its internal entries, in C that C++ can read)
  *   override.c  glibc's extras: malloc_trim, mallinfo2, mallopt, ...
+ *   cxx.cc      C++'s operators new and delete, every form, on alloc.c
  *   stats.c     hl_stats_get, hl_stats_print
  *   trim.c      hl_trim, hl_thread_flush: flush, sweep every arena, purge
  *   errors.c    hl_strerror
