@@ -92,8 +92,16 @@ static inline bool hl_small_fits(unsigned cls, size_t size, size_t align, enum h
 		return size <= c->size && (size > c->size / 2 || c->size <= HL_MIN_BLOCK);
 	if (align <= 16)
 		return size - c->least <= c->size - c->least;
-	/* sc_class_aligned's; past 32 KiB of size or alignment, a large block */
-	return size <= HL_SMALL_MAX && align <= HL_SMALL_MAX && sc_class_aligned(size, align) == cls;
+	/* sc_class_aligned's choice, without its division: the smallest class
+	 * that holds size and is a multiple of align, a power of two (none
+	 * past 32 KiB of size or alignment: a large block). */
+	size_t mask = align - 1;
+	if (size > c->size || (c->size & mask) || (align & mask))
+		return false;
+	for (unsigned d = cls; d-- > 0 && sc_table[d].size >= size;)
+		if (!(sc_table[d].size & mask))
+			return false;   /* the allocation would have taken class d */
+	return true;
 }
 
 /* Whether a large block of len bytes can be: a request a class would have
@@ -163,18 +171,6 @@ static HL_COLD void hl_double_free(void *p, const char *call)
 	hl_fatal(call, p, HL_WHY_FREE_CACHED);
 }
 
-static HL_NOINLINE void hl_free_small_slow(void *p, unsigned cls, const char *call);
-
-/* The exact check past 16 bytes of alignment calls out (sc_class_aligned),
- * so it is a tail call from the fast path, which keeps no frame. */
-static HL_NOINLINE void hl_free_small_aligned(void *p, unsigned cls, size_t size, size_t align,
-					      const char *call)
-{
-	if (!hl_small_fits(cls, size, align, HL_SIZED_EXACT))
-		hl_size_mismatch(p, cls, size, call);
-	hl_free_small_slow(p, cls, call);
-}
-
 /* The free of a default-arena small block that the fast path did not
  * finish: its free mark is set (double free, or user data that happens
  * to match the key), the thread has no cache yet, or the bin is full. */
@@ -231,11 +227,7 @@ static inline __attribute__((always_inline)) void hl_free_fast(void *p, size_t s
 	unsigned cls = PM_CLS(w);
 	if (HL_UNLIKELY(!sc_is_block(cls, pm_block_off(p, w))))
 		hl_fatal(call, p, HL_WHY_INTERIOR);
-	if (rule == HL_SIZED_EXACT && HL_UNLIKELY(align > 16)) {
-		hl_free_small_aligned(p, cls, size, align, call);
-		return;
-	}
-	if (rule != HL_UNSIZED && HL_UNLIKELY(!hl_small_fits(cls, size, 0, rule)))
+	if (rule != HL_UNSIZED && HL_UNLIKELY(!hl_small_fits(cls, size, align, rule)))
 		hl_size_mismatch(p, cls, size, call);
 	hl_tcache_t *tc = hl_tc;
 	uint64_t key = hl_key;

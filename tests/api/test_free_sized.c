@@ -92,6 +92,20 @@ static void test_aligned_sizes(void)
 	   "hl_free_aligned_sized(p, 64, 100) of hl_aligned_alloc(64, 100) frees it");
 	hl_free(p);
 
+	int all = 1;
+	for (size_t a = 32; a <= 32768 && all; a <<= 1)
+		for (size_t n = 0; n <= 32768 && all; n += 7) {
+			void *q = hl_aligned_alloc(a, n);
+			hl_free_aligned_sized(q, a, n);
+			void *r = hl_aligned_alloc(a, n);
+			all = q && r == q;
+			hl_free(r);
+			if (!all)
+				diag("hl_aligned_alloc(%zu, %zu): %p, then %p", a, n, q, r);
+		}
+	ok(all, "hl_free_aligned_sized(p, a, n) of hl_aligned_alloc(a, n) frees it, "
+		"for every a from 32 to 32 KiB and n from 0 to 32 KiB in steps of 7");
+
 	long long b = large_live();
 	void *l = hl_aligned_alloc(128 << 10, 100);
 	hl_free_aligned_sized(l, 128 << 10, 100);
@@ -183,7 +197,7 @@ static void test_mismatch(void)
 
 int main(void)
 {
-	plan(17);
+	plan(18);
 	test_malloc_sizes();
 	test_realloc_sizes();
 	test_aligned_sizes();
