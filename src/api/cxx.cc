@@ -33,18 +33,19 @@ inline void *hl_cxx_alloc(std::size_t size, std::size_t align)
 	return align ? hl_aligned_alloc(align, size) : hl_alloc_impl(size, "operator new");
 }
 
-/* The first attempt failed: the new_handler, until one succeeds. */
+/* The first attempt failed: the new_handler, until one succeeds.  The
+ * nothrow forms are noexcept, and so is this for them. */
 template <bool Throw>
-__attribute__((noinline, cold)) void *hl_cxx_new_failed(std::size_t size, std::size_t align)
+__attribute__((noinline, cold)) void *hl_cxx_new_failed(std::size_t size, std::size_t align) noexcept(!Throw)
 {
 	for (;;) {
 		std::new_handler handler = std::get_new_handler();
 		if (!handler) {
-			if (Throw)
+			if constexpr (Throw)
 				throw std::bad_alloc();
 			return nullptr;
 		}
-		if (Throw) {
+		if constexpr (Throw) {
 			handler();
 		} else {
 			try {
