@@ -15,6 +15,14 @@
  * the size to the block's class (alloc.c, hl_free_exact): the size is
  * checked, not trusted in place of the slot record.  Sanitizer builds
  * export none of them: the sanitizer owns these names, as it owns malloc.
+ *
+ * Every reference to the C++ runtime is weak, so that a C program that
+ * links or preloads libheaplib does not load libstdc++ for operators it
+ * never calls (the linker, with --as-needed, leaves it out of libheaplib's
+ * needs).  A program that calls them is C++ and has its runtime loaded;
+ * without one nothing could have set a new_handler or could catch a
+ * bad_alloc, and a throw would end in terminate: the throwing forms abort
+ * with heaplib's line instead.
  */
 #include <new>
 
@@ -24,6 +32,20 @@
 #ifndef HL_NO_OVERRIDE
 
 #define HL_CXX_EXPORT __attribute__((visibility("default")))
+
+/* The runtime's names this file uses (Itanium C++ ABI, as GCC and Clang
+ * emit it on Linux), made weak: the compiler's own references to them
+ * (throw, catch, the personality routine) by the assembler. */
+namespace std {
+new_handler get_new_handler() noexcept __attribute__((weak));
+}
+asm(".weak __cxa_allocate_exception\n\t.weak __cxa_throw\n\t.weak __cxa_begin_catch\n"
+    "\t.weak __cxa_end_catch\n\t.weak __gxx_personality_v0\n\t.weak _ZTISt9bad_alloc\n"
+    "\t.weak _ZTVSt9bad_alloc\n\t.weak _ZNSt9bad_allocD1Ev\n\t.weak _ZSt9terminatev");
+
+/* base/base.h, which C++ cannot read. */
+extern "C" __attribute__((noreturn)) void hl_fatal(const char *call, const void *ptr,
+						   const char *reason);
 
 namespace {
 
@@ -38,11 +60,16 @@ inline void *hl_cxx_alloc(std::size_t size, std::size_t align)
 template <bool Throw>
 __attribute__((noinline, cold)) void *hl_cxx_new_failed(std::size_t size, std::size_t align) noexcept(!Throw)
 {
+	bool runtime = &std::get_new_handler != nullptr;
 	for (;;) {
-		std::new_handler handler = std::get_new_handler();
+		std::new_handler handler = runtime ? std::get_new_handler() : nullptr;
 		if (!handler) {
-			if constexpr (Throw)
+			if constexpr (Throw) {
+				if (!runtime)
+					hl_fatal("operator new", nullptr,
+						 "out of memory, and no C++ runtime is loaded to throw std::bad_alloc");
 				throw std::bad_alloc();
+			}
 			return nullptr;
 		}
 		if constexpr (Throw) {
