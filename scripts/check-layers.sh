@@ -4,8 +4,8 @@
 # arrow.  Two graphs are read:
 #   calls     from the object files of one library build (nm): object A
 #             uses a symbol that object B defines;
-#   includes  from the #include "..." lines of every .c and .h under src/,
-#             lf/ and include/ (an up-call can hide in a static inline of a
+#   includes  from the #include "..." lines of every .c, .cc and .h under
+#             src/, lf/ and include/ (an up-call can hide in a static inline of a
 #             header, where no object shows it).
 # Both are checked against the layer table, src/layers.conf.
 #
@@ -18,9 +18,9 @@
 #   --lib NAME        which library's objects: libheaplib_hooks (default,
 #                     else libheaplib when the hooks build has none)
 #   --compile         no build: compile every .c under src/ and lf/ into a
-#                     temporary directory with ${CC:-cc} -c, the include
-#                     path below and $CHECK_LAYERS_CFLAGS (default
-#                     "-O1 -DHL_TEST_HOOKS")
+#                     temporary directory with ${CC:-cc} -c (a .cc with
+#                     ${CXX:-c++} -c), the include path below and
+#                     $CHECK_LAYERS_CFLAGS (default "-O1 -DHL_TEST_HOOKS")
 #   --includes-only   check the #include graph alone (no objects needed)
 #   --verbose, -v     also print every file-to-file edge with its symbols,
 #                     unresolved includes, and table lines nothing used
@@ -33,17 +33,18 @@
 # ---- the table: src/layers.conf -------------------------------------------
 # Plain text, one directive a line; "#" starts a comment, blank lines are
 # ignored.  Paths are relative to the top of the source tree.  A PATH that
-# ends in "/", or that does not end in .c or .h, is a folder and covers every
-# file below it; a PATH ending in .c or .h is a module: X.c and X.h in the
-# same folder are one module, and an entry for either covers both.
+# ends in "/", or that does not end in .c, .cc or .h, is a folder and covers
+# every file below it; a PATH ending in .c, .cc or .h is a module: X.c (or
+# X.cc) and X.h in the same folder are one module, and an entry for either
+# covers both.
 #
 #   layer RANK PATH          PATH is in layer RANK, a number (decimals and
 #                            negatives are fine: "layer 0.5 src/types.h"
 #                            puts one header between lf/ and src/base/).
 #                            The longest PATH that covers a file wins, so
 #                            "layer 4 src/policy/" and "layer 3.5
-#                            src/policy/mig/" can both be there.  Every .c
-#                            and .h under src/, lf/ and include/, and the
+#                            src/policy/mig/" can both be there.  Every .c,
+#                            .cc and .h under src/, lf/ and include/, and the
 #                            source of every object, must be covered.
 #   allow FROM TO [TO...]    within one layer, FROM may call or include
 #                            each TO (files, modules or folders).
@@ -98,7 +99,7 @@
 set -u
 
 prog=check-layers
-# Folders whose .c and .h files are checked, and the include search path of
+# Folders whose .c, .cc and .h files are checked, and the include search path of
 # the build (HL_INCLUDES in Makefile.am: -Iinclude -Ilf -Isrc): a quoted
 # include is looked up in the including file's folder first, then these.
 scan_dirs=(src lf include)
@@ -171,12 +172,13 @@ trap 'rm -rf "$tmp"' EXIT
 
 # ---- the sources -----------------------------------------------------------
 
-# list_sources: every .c and .h of the scanned folders, relative to the top.
+# list_sources: every .c, .cc and .h of the scanned folders, relative to
+# the top.
 list_sources() {
 	local d
 	for d in "${scan_dirs[@]}"; do
 		[ -d "$src_dir/$d" ] || continue
-		(cd "$src_dir" && find "$d" -type f \( -name '*.c' -o -name '*.h' \) -print)
+		(cd "$src_dir" && find "$d" -type f \( -name '*.c' -o -name '*.cc' -o -name '*.h' \) -print)
 	done | LC_ALL=C sort
 }
 
@@ -275,7 +277,7 @@ object_source() {
 	base=$(basename "$1")
 	base=${base%.*}
 	base=${base#"$2"_la-}
-	for ext in c S s; do
+	for ext in c cc S s; do
 		if [ "$dir" = . ]; then
 			set -- "$base.$ext" "$2"
 		else
@@ -340,9 +342,9 @@ build_objects() {
 			"(first: $first_missing); run: make -C $build_dir $name.la" >&2
 		exit 2
 	fi
-	# A .c file the library does not build: its calls cannot be seen.
+	# A .c or .cc file the library does not build: its calls cannot be seen.
 	local unbuilt
-	unbuilt=$(grep '\.c$' "$tmp/files" | LC_ALL=C sort |
+	unbuilt=$(grep -E '\.cc?$' "$tmp/files" | LC_ALL=C sort |
 		LC_ALL=C comm -23 - <(cut -f 2 "$tmp/objects" | LC_ALL=C sort) | tr '\n' ' ')
 	if [ -n "$unbuilt" ]; then
 		echo "$prog: warning: no object of $name.la for ${unbuilt% }:" \
@@ -354,10 +356,11 @@ build_objects() {
 	fi
 }
 
-# compile_objects: compile every .c of the scanned folders to $tmp/obj, two
-# at a time per core; a file that does not compile is a usage error.
+# compile_objects: compile every .c and .cc of the scanned folders to
+# $tmp/obj, two at a time per core; a file that does not compile is a
+# usage error.
 compile_objects() {
-	local cc=${CC:-cc} flags=() incs=() d src out jobs running=0 failed=0
+	local cc=${CC:-cc} cxx=${CXX:-c++} comp flags=() incs=() d src out jobs running=0 failed=0
 	# shellcheck disable=SC2206 # CHECK_LAYERS_CFLAGS is a list of flags
 	flags=(${CHECK_LAYERS_CFLAGS--O1 -DHL_TEST_HOOKS})
 	for d in "${include_path[@]}"; do
@@ -368,10 +371,10 @@ compile_objects() {
 	lib_used="(compiled with $cc ${flags[*]})"
 	: >"$tmp/objects"
 	while IFS= read -r src; do
-		case $src in *.c) ;; *) continue ;; esac
-		out=$tmp/obj/${src%.c}.o
+		case $src in *.c) comp=$cc ;; *.cc) comp=$cxx ;; *) continue ;; esac
+		out=$tmp/obj/$src.o
 		mkdir -p "$(dirname "$out")"
-		(cd "$src_dir" && "$cc" -c "${flags[@]}" "${incs[@]}" "$src" -o "$out") \
+		(cd "$src_dir" && "$comp" -c "${flags[@]}" "${incs[@]}" "$src" -o "$out") \
 			>"$out.err" 2>&1 || echo "$src" >>"$tmp/compile-failed" &
 		printf '%s\t%s\n' "$out" "$src" >>"$tmp/objects"
 		running=$((running + 1))
@@ -385,7 +388,7 @@ compile_objects() {
 		while IFS= read -r src; do
 			failed=$((failed + 1))
 			echo "$prog: $src does not compile:" >&2
-			head -n 20 "$tmp/obj/${src%.c}.o.err" >&2
+			head -n 20 "$tmp/obj/$src.o.err" >&2
 		done <"$tmp/compile-failed"
 		echo "$prog: $failed files do not compile with --compile" \
 			"(set CHECK_LAYERS_CFLAGS or CC)" >&2
@@ -404,7 +407,7 @@ if [ "$mode" = check ] && [ "$includes_only" = 0 ]; then
 	fi
 	# One nm for all objects; -A names the object on every line, -P keeps
 	# the format fixed: "OBJECT: NAME TYPE [VALUE SIZE]".
-	[ -s "$tmp/objects" ] || die_usage "no .c file to compile under ${scan_dirs[*]} of $src_dir"
+	[ -s "$tmp/objects" ] || die_usage "no .c or .cc file to compile under ${scan_dirs[*]} of $src_dir"
 	cut -f 1 "$tmp/objects" | xargs nm -A -P >"$tmp/nm" 2>"$tmp/nm.err" || {
 		cat "$tmp/nm.err" >&2
 		die_usage "nm failed on the objects"
@@ -436,13 +439,13 @@ fi
 	-v ex_from="$explain_from" -v ex_to="$explain_to" '
 function trim(s) { sub(/^[ \t]+/, "", s); sub(/[ \t]+$/, "", s); return s }
 function dirof(p) { return (p ~ /\//) ? substr(p, 1, match(p, /\/[^\/]*$/) - 1) : "." }
-function modof(p) { sub(/\.[ch]$/, "", p); return p }
+function modof(p) { sub(/\.(c|cc|h)$/, "", p); return p }
 
 # pattern(PATH): a table path as matched: "DIR/" for a folder, the module
-# (the path without .c/.h) for a file.
+# (the path without .c/.cc/.h) for a file.
 function pattern(p) {
 	sub(/^\.\//, "", p)
-	if (p ~ /\.[ch]$/)
+	if (p ~ /\.(c|cc|h)$/)
 		return modof(p)
 	if (p !~ /\/$/)
 		p = p "/"

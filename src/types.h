@@ -78,6 +78,7 @@ typedef struct sc_info {
 	uint32_t batch;     /* blocks moved between caches at once */
 	uint32_t list_at;   /* free count at which a FULL superblock is listed */
 	uint32_t limit;     /* maxcount * size: first offset past the blocks */
+	uint32_t least;     /* smallest size sc_of maps here: the class below + 1 */
 	uint64_t divm;      /* UINT64_MAX / size + 1: divisibility by multiply */
 } sc_info_t;
 

@@ -5,7 +5,8 @@
  * array.  free: one page-map load gives class, slot offset and kind; a
  * small block of the default region goes on the thread cache's array.
  * Neither does an atomic read-modify-write; everything else is a call out
- * of line.
+ * of line.  A sized free (free_sized, free_aligned_sized, C++'s sized
+ * delete) takes the same path and checks the size against the class.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -64,6 +65,73 @@ static HL_NOINLINE void hl_free_large(void *p, const char *call)
 	errno = saved;
 }
 
+/* ---- what a sized free says of its block ---------------------------------
+ *
+ * The size is checked, not trusted in place of the slot record: only the
+ * record tells a default-arena block from a task's or a region's of the
+ * same class (their superblocks share chunks), a small block from a large
+ * one (aligned_alloc past 32 KiB of alignment), and the start of a block
+ * from an interior or foreign pointer.  The class is in the word loaded
+ * anyway, so the check costs a compare or two.
+ */
+enum hl_sized {
+	HL_UNSIZED,         /* free: nothing */
+	HL_SIZED_REALLOC,   /* free_sized: malloc, calloc or realloc made it
+			     * for size bytes */
+	HL_SIZED_EXACT,     /* free_aligned_sized, C++'s sized delete: an
+			     * allocation of size bytes aligned to align */
+};
+
+/* Whether a small block of class cls can be what the rule says.  Exact:
+ * the class that allocation picks (hl_aligned_impl and placement alike);
+ * up to 16 bytes of alignment sc_of's, whose sizes are [least, class].
+ * After realloc, which keeps a block shrunk by at most half in place, any
+ * size in (class / 2, class]; malloc's sizes are among them, every class
+ * being at most twice the one below. */
+static inline bool hl_small_fits(unsigned cls, size_t size, size_t align, enum hl_sized rule)
+{
+	const sc_info_t *c = &sc_table[cls];
+	if (rule == HL_SIZED_REALLOC)
+		return size <= c->size && (size > c->size / 2 || c->size <= HL_MIN_BLOCK);
+	if (align <= 16)
+		return size - c->least <= c->size - c->least;
+	/* sc_class_aligned's choice, without its division: the smallest class
+	 * that holds size and is a multiple of align, a power of two (none
+	 * past 32 KiB of size or alignment: a large block). */
+	size_t mask = align - 1;
+	if (size > c->size || (c->size & mask) || (align & mask))
+		return false;
+	for (unsigned d = cls; d-- > 0 && sc_table[d].size >= size;)
+		if (!(sc_table[d].size & mask))
+			return false;   /* the allocation would have taken class d */
+	return true;
+}
+
+/* Whether a large block of len bytes can be: a request a class would have
+ * served never made one. */
+static bool hl_large_fits(size_t len, size_t size, size_t align, enum hl_sized rule)
+{
+	bool small = size <= HL_SMALL_MAX && (rule == HL_SIZED_REALLOC || align <= HL_SMALL_MAX);
+	return size <= len && !small;
+}
+
+static HL_COLD __attribute__((noreturn)) void hl_size_mismatch(void *p, unsigned cls, size_t size,
+								 const char *call)
+{
+	hl_fatal_size(call, p, size, "class of", sc_table[cls].size);
+}
+
+/* A bad pointer is left to hl_free_large to name. */
+static HL_NOINLINE void hl_free_large_sized(void *p, size_t size, size_t align,
+					    enum hl_sized rule, const char *call)
+{
+	size_t len;
+	uintptr_t start;
+	if (large_lookup(p, &len, &start) > 0 && !hl_large_fits(len, size, align, rule))
+		hl_fatal_size(call, p, size, "large block of", len);
+	hl_free_large(p, call);
+}
+
 /* p's slot record is not a default-arena small block: a block of another
  * task or region, a large block sharing a region pool's chunk-map entry,
  * or a bad pointer. */
@@ -75,6 +143,27 @@ static HL_NOINLINE void hl_free_other(void *p, uint64_t w, const char *call)
 	}
 	if (PM_KIND(w) == PM_NONE) {
 		hl_free_large(p, call);
+		return;
+	}
+	hl_fatal(call, p, HL_WHY_INVALID);
+}
+
+/* As hl_free_other, for a sized free: a small block is checked as on the
+ * fast path (interior first) before its arena takes it. */
+static HL_NOINLINE void hl_free_other_sized(void *p, uint64_t w, size_t size, size_t align,
+					    enum hl_sized rule, const char *call)
+{
+	if (PM_KIND(w) == PM_SMALL) {
+		unsigned cls = PM_CLS(w);
+		if (!sc_is_block(cls, pm_block_off(p, w)))
+			hl_fatal(call, p, HL_WHY_INTERIOR);
+		if (!hl_small_fits(cls, size, align, rule))
+			hl_size_mismatch(p, cls, size, call);
+		place_free_small(p, w, call);
+		return;
+	}
+	if (PM_KIND(w) == PM_NONE) {
+		hl_free_large_sized(p, size, align, rule, call);
 		return;
 	}
 	hl_fatal(call, p, HL_WHY_INVALID);
@@ -115,24 +204,34 @@ static HL_NOINLINE void hl_free_small_slow(void *p, unsigned cls, const char *ca
 }
 
 /* Every way out of the fast path is a tail call, so it needs no frame;
- * inlined into each public free. */
-static inline __attribute__((always_inline)) void hl_free_fast(void *p, const char *call)
+ * inlined into each public free, rule a constant there (size and align
+ * count only in a sized free). */
+static inline __attribute__((always_inline)) void hl_free_fast(void *p, size_t size, size_t align,
+							       enum hl_sized rule, const char *call)
 {
 	if (!p)
 		return;
 	pm_slot_t *rec = pm_lookup(p);
 	if (HL_UNLIKELY(!rec)) {
-		hl_free_large(p, call);
+		if (rule == HL_UNSIZED)
+			hl_free_large(p, call);
+		else
+			hl_free_large_sized(p, size, align, rule, call);
 		return;
 	}
 	uint64_t w = lf_load_relaxed(&rec->word);
 	if (HL_UNLIKELY(PM_FASTKIND(w) != PM_SMALL)) {
-		hl_free_other(p, w, call);
+		if (rule == HL_UNSIZED)
+			hl_free_other(p, w, call);
+		else
+			hl_free_other_sized(p, w, size, align, rule, call);
 		return;
 	}
 	unsigned cls = PM_CLS(w);
 	if (HL_UNLIKELY(!sc_is_block(cls, pm_block_off(p, w))))
 		hl_fatal(call, p, HL_WHY_INTERIOR);
+	if (rule != HL_UNSIZED && HL_UNLIKELY(!hl_small_fits(cls, size, align, rule)))
+		hl_size_mismatch(p, cls, size, call);
 	hl_tcache_t *tc = hl_tc;
 	uint64_t key = hl_key;
 	if (HL_UNLIKELY(!tc || ((uint64_t *)p)[1] == key)) {
@@ -149,7 +248,17 @@ static inline __attribute__((always_inline)) void hl_free_fast(void *p, const ch
 }
 
 void *hl_alloc_impl(size_t size, const char *call) { return hl_alloc_fast(size, call); }
-void hl_free_impl(void *p, const char *call) { hl_free_fast(p, call); }
+void hl_free_impl(void *p, const char *call) { hl_free_fast(p, 0, 0, HL_UNSIZED, call); }
+
+void hl_free_exact(void *p, size_t size, const char *call)
+{
+	hl_free_fast(p, size, 0, HL_SIZED_EXACT, call);
+}
+
+void hl_free_exact_aligned(void *p, size_t size, size_t align, const char *call)
+{
+	hl_free_fast(p, size, align, HL_SIZED_EXACT, call);
+}
 
 size_t hl_usable_impl(const void *p, const char *call)
 {
@@ -176,20 +285,17 @@ size_t hl_usable_impl(const void *p, const char *call)
 }
 
 HL_EXPORT void *hl_malloc(size_t size) { return hl_alloc_fast(size, "malloc"); }
-HL_EXPORT void hl_free(void *p) { hl_free_fast(p, "free"); }
+HL_EXPORT void hl_free(void *p) { hl_free_fast(p, 0, 0, HL_UNSIZED, "free"); }
 HL_EXPORT size_t hl_usable_size(const void *p) { return hl_usable_impl(p, "malloc_usable_size"); }
 
 HL_EXPORT void hl_free_sized(void *p, size_t size)
 {
-	(void)size;
-	hl_free_impl(p, "free_sized");
+	hl_free_fast(p, size, 0, HL_SIZED_REALLOC, "free_sized");
 }
 
 HL_EXPORT void hl_free_aligned_sized(void *p, size_t alignment, size_t size)
 {
-	(void)alignment;
-	(void)size;
-	hl_free_impl(p, "free_aligned_sized");
+	hl_free_fast(p, size, alignment, HL_SIZED_EXACT, "free_aligned_sized");
 }
 
 HL_EXPORT void *hl_calloc(size_t n, size_t m)

@@ -4,8 +4,10 @@
  * file below calls them (but hl_init_slow through hl_ensure_init: see
  * src/README.md).
  *
- *   alloc.c     malloc and friends, their fast paths, hl_alloc
+ *   alloc.c     malloc and friends, their fast paths, hl_alloc (alloc.h:
+ *               its internal entries, in C that C++ can read)
  *   override.c  glibc's extras: malloc_trim, mallinfo2, mallopt, ...
+ *   cxx.cc      C++'s operators new and delete, every form, on alloc.c
  *   stats.c     hl_stats_get, hl_stats_print
  *   trim.c      hl_trim, hl_thread_flush: flush, sweep every arena, purge
  *   errors.c    hl_strerror
@@ -15,10 +17,6 @@
 #define HL_API_H
 
 #include "policy/policy.h"
-
-/* ---- alloc.c ------------------------------------------------------------ */
-void *hl_alloc_impl(size_t size, const char *call);
-void hl_free_impl(void *p, const char *call);
-size_t hl_usable_impl(const void *p, const char *call);
+#include "api/alloc.h"   /* alloc.c's internal entries */
 
 #endif

@@ -21,6 +21,12 @@
 /* ---- fatal.c ------------------------------------------------------------ */
 __attribute__((noreturn)) void hl_fatal(const char *call, const void *ptr,
 					const char *reason);
+/* A sized free whose size the block cannot have come from: the reason is
+ * HL_WHY_SIZE " (GIVEN bytes given, BLOCK BYTES)", BLOCK "class of" or
+ * "large block of". */
+__attribute__((noreturn)) void hl_fatal_size(const char *call, const void *ptr,
+					     size_t given, const char *block,
+					     size_t bytes);
 __attribute__((noreturn)) void hl_fatal_assert(const char *expr,
 					       const char *file, int line);
 /* PREFIX CALL(0xPTR): REASON, one line on stderr; no allocation. */
@@ -55,6 +61,7 @@ char *hl_fmt_u64(char *o, char *end, uint64_t v);
 #define HL_WHY_LINK "free-list link overwritten after free (index out of range)"
 #define HL_WHY_WRITTEN "block written after free"
 #define HL_WHY_JUNK "block written after free (junk overwritten)"
+#define HL_WHY_SIZE "size does not match the block"
 
 /* ---- os.c --------------------------------------------------------------- */
 void *os_map(size_t size);                 /* RW, NORESERVE; NULL on failure */

@@ -109,3 +109,18 @@ char *hl_fmt_u64(char *o, char *end, uint64_t v)
 		*o++ = tmp[--n];
 	return o;
 }
+
+void hl_fatal_size(const char *call, const void *ptr, size_t given,
+		   const char *block, size_t bytes)
+{
+	char why[160], *o = why, *end = why + sizeof why - 1;
+	o = hl_fmt_str(o, end, HL_WHY_SIZE " (");
+	o = hl_fmt_u64(o, end, given);
+	o = hl_fmt_str(o, end, " bytes given, ");
+	o = hl_fmt_str(o, end, block);
+	o = hl_fmt_str(o, end, " ");
+	o = hl_fmt_u64(o, end, bytes);
+	o = hl_fmt_str(o, end, ")");
+	*o = 0;
+	hl_fatal(call, ptr, why);
+}

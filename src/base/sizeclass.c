@@ -42,6 +42,7 @@ void sc_init(void)
 		ci->nslots = sc_pick_slots(sizes[c]);
 		ci->maxcount = (uint32_t)(ci->nslots * HL_SLOT_SIZE / sizes[c]);
 		ci->limit = ci->maxcount * sizes[c];
+		ci->least = c ? sizes[c - 1] + 1 : 0;
 		uint32_t b = 16384u / sizes[c];
 		b = b < 4 ? 4 : b > HL_MAX_BATCH ? HL_MAX_BATCH : b;
 		ci->batch = b < ci->maxcount ? b : ci->maxcount;

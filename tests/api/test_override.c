@@ -6,9 +6,15 @@
  * Plain build only (sanitizer builds leave malloc to the sanitizer).
  * "Resolves to heaplib" is observed through heaplib's own counters: a
  * 1 MiB block from the standard name shows up in large_live.
+ *
+ * This C program also calls C++'s operators new and delete, which
+ * libheaplib exports, by their ABI names: they work without the C++
+ * runtime loaded, and a throwing new that fails, having no runtime to
+ * throw with, aborts with heaplib's line.
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <link.h>
 #include <malloc.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -225,14 +231,55 @@ static void test_fork(void)
 	   FORKS, FORK_THREADS, good);
 }
 
+/* The operators by their Itanium C++ ABI names (size_t is unsigned long,
+ * "m", on the LP64 systems heaplib runs on); the nothrow_t argument is
+ * not read. */
+void *_Znwm(size_t size);
+void *_ZnwmRKSt9nothrow_t(size_t size, const void *nothrow);
+void _ZdlPvm(void *ptr, size_t size);
+
+static int is_libstdcxx(struct dl_phdr_info *info, size_t size, void *arg)
+{
+	(void)size;
+	(void)arg;
+	return info->dlpi_name && strstr(info->dlpi_name, "libstdc++") != NULL;
+}
+
+static void do_new_huge(void *arg)
+{
+	(void)arg;
+	sink = _Znwm((size_t)1 << 62);
+}
+
+static void test_cxx_without_runtime(void)
+{
+	if (dl_iterate_phdr(is_libstdcxx, NULL)) {
+		skip(3, "libstdc++ is loaded here (the linker kept it as needed)");
+		return;
+	}
+	long long b = large_live();
+	void *p = _Znwm(MiB);
+	sink = p;
+	int in = p && large_live() == b + 1;
+	_ZdlPvm(p, MiB);
+	ok(in && large_live() == b,
+	   "operator new(1 MiB) and sized delete, called from C, allocate and free a heaplib block");
+	ok(_ZnwmRKSt9nothrow_t((size_t)1 << 62, &b) == NULL,
+	   "nothrow operator new(2^62), with no C++ runtime loaded, returns NULL");
+	tap_expect_abort(do_new_huge, NULL,
+			 "heaplib: operator new(0x0): out of memory, and no C++ runtime is loaded to throw std::bad_alloc",
+			 "operator new(2^62), with no C++ runtime loaded to throw, aborts with heaplib's line");
+}
+
 int main(void)
 {
-	plan(10 + 5 + 2 + 4 + 2 + 1);
+	plan(10 + 5 + 2 + 4 + 2 + 1 + 3);
 	test_allocation_names();
 	test_mixing();
 	test_page_allocs();
 	test_glibc_extras();
 	test_libc_internal();
 	test_fork();
+	test_cxx_without_runtime();
 	return done_testing();
 }

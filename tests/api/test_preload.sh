@@ -1,7 +1,8 @@
 #!/bin/sh
 # heaplib as a drop-in malloc: standard programs run under
 # LD_PRELOAD=libheaplib.so exit 0 and print exactly what they print
-# without it.  TAP output.
+# without it, and a C program does not load the C++ runtime for the
+# operators new and delete that libheaplib also exports.  TAP output.
 top_builddir=${top_builddir:-.}
 srcdir=${srcdir:-.}
 unset HEAPLIB_STATS
@@ -9,14 +10,14 @@ unset HEAPLIB_STATS
 lib="$top_builddir/.libs/libheaplib.so"
 case $lib in /*) ;; *) lib="$(pwd)/$lib" ;; esac
 
-echo "1..7"
+echo "1..9"
 n=0
 ok() { n=$((n + 1)); echo "ok $n - $1"; }
 not_ok() { n=$((n + 1)); echo "not ok $n - $1"; }
 
 if [ ! -f "$lib" ]; then
 	echo "# $lib not found: build the library first"
-	while [ "$n" -lt 7 ]; do not_ok "libheaplib.so exists"; done
+	while [ "$n" -lt 9 ]; do not_ok "libheaplib.so exists"; done
 	exit 1
 fi
 
@@ -78,4 +79,31 @@ if [ $? -eq 0 ] && grep -qx "LD_PRELOAD=$lib" "$tmp/env"; then
 	ok "LD_PRELOAD=libheaplib.so env exits 0 and shows the preload"
 else
 	not_ok "LD_PRELOAD=libheaplib.so env exits 0 and shows the preload"
+fi
+
+# new and delete refer to the C++ runtime weakly (src/api/cxx.cc): no
+# strong undefined symbol of libheaplib.so is the C++ runtime's.
+if command -v nm >/dev/null 2>&1; then
+	strong=$(nm -D --undefined-only "$lib" | awk '$1 == "U" { print $2 }' |
+		grep -E '^(_Z|__cxa_|__gxx_)|@(GLIBCXX|CXXABI)_')
+	if [ -z "$strong" ]; then
+		ok "libheaplib.so refers to the C++ runtime only weakly"
+	else
+		echo "$strong" | sed 's/^/# strong: /'
+		not_ok "libheaplib.so refers to the C++ runtime only weakly"
+	fi
+else
+	n=$((n + 1)); echo "ok $n # SKIP nm not installed"
+fi
+
+# So a C program under the preload maps no libstdc++, unless the linker
+# kept every library it was given (no --as-needed): then libheaplib.so
+# names it as needed, and the loader must load it.
+maps=$(LD_PRELOAD="$lib" cat /proc/self/maps | grep -c 'libstdc++')
+if [ "$maps" -eq 0 ]; then
+	ok "a C program under LD_PRELOAD=libheaplib.so loads no libstdc++ (cat /proc/self/maps)"
+elif command -v objdump >/dev/null 2>&1 && objdump -p "$lib" | grep -q 'NEEDED.*libstdc++'; then
+	n=$((n + 1)); echo "ok $n # SKIP the linker kept libstdc++ as needed (no --as-needed)"
+else
+	not_ok "a C program under LD_PRELOAD=libheaplib.so loads no libstdc++ (cat /proc/self/maps)"
 fi

@@ -7,7 +7,7 @@
 
 int main(void)
 {
-	plan(8);
+	plan(9);
 	hl_ensure_init();
 
 	int mono = 1;
@@ -34,6 +34,15 @@ int main(void)
 		}
 	}
 	ok(smallest, "every size 0..32768 maps to the smallest class that holds it (first bad: %zu)", bad);
+
+	int least = 1;
+	for (size_t s = 0; s <= HL_SMALL_MAX && least; s++) {
+		unsigned c = sc_of(s);
+		least = sc_table[c].least <= s && (c + 1 == HL_NCLASSES || sc_table[c + 1].least > s);
+		if (!least)
+			diag("size %zu: class %u, least %u", s, c, sc_table[c].least);
+	}
+	ok(least, "sc_of(s) is the class c with least(c) <= s < least(c + 1), for every s 0..32768");
 
 	size_t worst = 0;
 	double worst_ratio = 0;

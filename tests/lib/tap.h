@@ -12,6 +12,10 @@
 
 #define TAP_PRINTF(f, a) __attribute__((format(printf, f, a)))
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* Announce n assertions (prints "1..n" now). */
 void plan(int n);
 /* The count is printed by done_testing() instead. */
@@ -57,5 +61,9 @@ void tap_reexec_with_env(char **argv, ...);
 /* HEAPLIB_TEST_SCALE as a number (1.0 when unset or not a positive
  * number): tests multiply their iteration counts by it. */
 double tap_scale(void);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

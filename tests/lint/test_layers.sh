@@ -44,7 +44,7 @@ scratch=$(mktemp -d "${TMPDIR:-/tmp}/test_layers.XXXXXX") || exit 1
 trap 'rm -rf "$scratch"' EXIT
 # The sources and the table only: no objects of an in-tree build.
 (cd "$src" && find src lf include -type f \
-	\( -name '*.c' -o -name '*.h' -o -name layers.conf \) -print) |
+	\( -name '*.c' -o -name '*.cc' -o -name '*.h' -o -name layers.conf \) -print) |
 	tar -C "$src" -T - -cf - | tar -C "$scratch" -xf -
 
 # Compile the copy as the library is built, with the build's dependency

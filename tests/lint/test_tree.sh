@@ -28,7 +28,7 @@ else
 	not_ok "tests/lib/hooks.h names the hook points of src/ and lf/"
 fi
 
-bad=$(grep -HnE '^[[:space:]]*#[[:space:]]*include[[:space:]]*"' "$src"/tests/api/*.c |
+bad=$(grep -HnE '^[[:space:]]*#[[:space:]]*include[[:space:]]*"' "$src"/tests/api/*.c "$src"/tests/api/*.cc |
 	grep -vE '"(heaplib|tap)\.h"')
 if [ -z "$bad" ]; then
 	ok "tests/api/ includes only heaplib.h and tap.h of the project's headers"
