@@ -1,8 +1,9 @@
 /*
  * mem/: address space and the memory behind it.  The rule of this folder:
  * its files call base/ and lf/ only, and each other along
- * backing -> pagemap, large -> pagemap (src/layers.conf); nothing here
- * knows arenas, tasks or regions beyond the account it is handed.
+ * backing -> pagemap, backing -> large, large -> lcache
+ * (src/layers.conf); nothing here knows arenas, tasks or regions beyond
+ * the account it is handed.
  *
  *   pagemap.c  the reservation in 1 GiB chunks, the page map (pointer ->
  *              slot record in O(1)), spans of 1/2/4/8 slots and their
@@ -10,7 +11,8 @@
  *   backing.c  what backs a region's spans: the reservation or a pool;
  *              capacity and quota charged by bounded CAS
  *   desc.c     the descriptor arena and its hazard-pointer domain
- *   large.c    blocks over 32 KiB: mappings, the range table, the cache
+ *   large.c    blocks over 32 KiB: mappings, the range table, realloc
+ *   lcache.c   the cache of freed mappings
  */
 #ifndef HL_MEM_H
 #define HL_MEM_H
@@ -166,5 +168,17 @@ size_t large_trim(bool all);
  * new table mapped (0: the next insert of a new address maps one). */
 size_t large_test_table_room(void);
 #endif
+
+/* ---- lcache.c ----------------------------------------------------------- */
+/* The smallest cached mapping that holds len bytes, its tail cached again
+ * or unmapped; *got is the block's length: len, or the whole mapping's
+ * when the kernel refuses the split.  NULL if none. */
+void *lcache_take(size_t len, size_t *got);
+/* Cache a freed default-arena mapping; false (the caller unmaps it) when
+ * no room can be made. */
+bool lcache_put(void *p, size_t len);
+/* Unmap cached mappings unused for HEAPLIB_DECAY_MS (all: every one);
+ * returns the bytes. */
+size_t lcache_trim(bool all);
 
 #endif
