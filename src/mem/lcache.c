@@ -1,11 +1,15 @@
 /*
  * The cache of freed large mappings: default-arena large blocks are kept
  * mapped after free, so that a program that frees and allocates big
- * blocks does not pay their page faults again.  At most LC_ENTRIES
- * mappings of LC_BYTES in all, each at most half of that.  A request
- * takes the smallest mapping that holds it, its tail cached again; a free
- * that does not fit evicts the oldest; what stays unused for
- * HEAPLIB_DECAY_MS is unmapped (large_trim).
+ * blocks does not pay their page faults again.
+ *
+ * How much it keeps follows the program: at most LC_ENTRIES mappings of
+ * at most max(64 MiB, the bytes of large blocks live with the one being
+ * cached) in all, so one huge buffer freed and allocated again in a loop
+ * stays warm, and what a program no longer holds cannot pile up.  A
+ * request takes the smallest mapping that holds it, its tail cached
+ * again; a free that does not fit evicts the oldest; what stays unused
+ * for HEAPLIB_DECAY_MS is unmapped (large_trim).
  *
  * Concurrency: any number of threads at once.  An entry is one word,
  * taken by the CAS that empties it (the taker owns the mapping) and
@@ -15,7 +19,7 @@
 #include "mem/mem.h"
 
 #define LC_ENTRIES 64
-#define LC_BYTES ((uint64_t)64 << 20)
+#define LC_MIN_BYTES ((uint64_t)64 << 20)
 
 /* Cached mappings (lc_make); 0 is empty. */
 static uint64_t lc_ent[LC_ENTRIES];
@@ -39,10 +43,13 @@ static bool lc_claim(unsigned i, uint64_t w)
 	if (!lf_cas_strong_acq_rel(&lc_ent[i], &w, 0))
 		return false;
 	lf_fetch_sub_relaxed(&lc_bytes, lc_len(w));
+	HL_CTR_SUB(large_cached, lc_len(w));
 	return true;
 }
 
-/* Put w in a free entry, evicting nothing; false if none is free. */
+/* Put w in a free entry, evicting nothing; false if none is free.  The
+ * bytes are counted before the entry can be taken, so that the counts
+ * never go below zero. */
 static bool lc_slot_put(uint64_t w)
 {
 	for (unsigned i = 0; i < LC_ENTRIES; i++) {
@@ -50,10 +57,12 @@ static bool lc_slot_put(uint64_t w)
 		if (lf_load_relaxed(&lc_ent[i]))
 			continue;
 		lf_store_relaxed(&lc_stamp[i], os_now_ms());
-		if (lf_cas_strong_acq_rel(&lc_ent[i], &zero, w)) {
-			lf_fetch_add_relaxed(&lc_bytes, lc_len(w));
+		lf_fetch_add_relaxed(&lc_bytes, lc_len(w));
+		HL_CTR_ADD(large_cached, lc_len(w));
+		if (lf_cas_strong_acq_rel(&lc_ent[i], &zero, w))
 			return true;
-		}
+		lf_fetch_sub_relaxed(&lc_bytes, lc_len(w));
+		HL_CTR_SUB(large_cached, lc_len(w));
 	}
 	return false;
 }
@@ -114,9 +123,12 @@ static bool lc_evict_oldest(void)
 
 bool lcache_put(void *p, size_t len)
 {
-	if (len >= ((size_t)1 << 40) || len > LC_BYTES / 2)
+	if (len >= ((size_t)1 << 40))
 		return false;
-	for (int ev = 0; lf_load_relaxed(&lc_bytes) + len > LC_BYTES; ev++)
+	uint64_t bound = lf_load_relaxed(&hl_ctr.large_bytes) + len;
+	if (bound < LC_MIN_BYTES)
+		bound = LC_MIN_BYTES;
+	for (int ev = 0; lf_load_relaxed(&lc_bytes) + len > bound; ev++)
 		if (ev == 8 || !lc_evict_oldest())
 			return false;
 	uint64_t w = lc_make(p, len);
