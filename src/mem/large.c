@@ -1,9 +1,11 @@
 /*
- * Large allocations (over 32 KiB): page-granular mappings of their own,
- * found through the range table, with a small cache of freed mappings
- * (mem/lcache.c) so that a program that frees and reallocates big blocks
- * does not pay the page faults again (purged after the decay time).
- * realloc grows them with mremap.
+ * Large allocations (over 32 KiB), found through the range table: runs of
+ * the page heap up to 32 MiB (mem/lheap.c), else page-granular mappings
+ * of their own, kept in the cache of freed mappings (mem/lcache.c) after
+ * free, so that a program that frees and reallocates big blocks does not
+ * pay the page faults again (purged after the decay time).  realloc
+ * resizes page-heap blocks in place or has them moved by the caller, and
+ * grows mappings into a warm cached one or with mremap.
  *
  * Range table: open-addressed tables keyed by start address, each twice
  * the size of the one before; entries are claimed and tombstoned by CAS.
@@ -195,7 +197,7 @@ static void lg_unmap(void *p, size_t len)
 
 size_t large_trim(bool all)
 {
-	return lcache_trim(all);
+	return lheap_purge(all) + lcache_trim(all);
 }
 
 void *large_alloc(size_t size, size_t align, bool zero)
@@ -207,12 +209,16 @@ void *large_alloc(size_t size, size_t align, bool zero)
 	}
 	void *p = NULL;
 	size_t got = len;
-	bool fresh = false;
-	if (align <= HL_PAGE)
-		p = lcache_take(len, &got);
+	bool zeroed = false, heap = false;
+	if (align <= HL_PAGE) {
+		p = lheap_alloc(len, zero);   /* it zeroes what needs it */
+		zeroed = heap = p != NULL;
+		if (!p)
+			p = lcache_take(len, &got);
+	}
 	if (!p) {
 		p = os_map_aligned(len, align);
-		fresh = true;
+		zeroed = true;
 		got = len;
 		if (!p) {
 			errno = ENOMEM;
@@ -220,11 +226,14 @@ void *large_alloc(size_t size, size_t align, bool zero)
 		}
 	}
 	if (!lg_insert((uintptr_t)p, got)) {
-		lg_unmap(p, got);
+		if (heap)
+			lheap_free(p, got);
+		else
+			lg_unmap(p, got);
 		errno = ENOMEM;
 		return NULL;
 	}
-	if (zero && !fresh)
+	if (zero && !zeroed)
 		memset(p, 0, size);
 	HL_CTR_ADD(large_live, 1);
 	HL_CTR_ADD(large_bytes, got);
@@ -235,7 +244,9 @@ static void lg_release(void *p, size_t len)
 {
 	HL_CTR_SUB(large_live, 1);
 	HL_CTR_SUB(large_bytes, len);
-	if (!lcache_put(p, len))
+	if (lheap_owns(p))
+		lheap_free(p, len);
+	else if (!lcache_put(p, len))
 		lg_unmap(p, len);
 }
 
@@ -342,6 +353,27 @@ static void *lg_shrink(lg_ent_t *e, char *p, size_t len, size_t want)
 	return p;
 }
 
+/* A page-heap block is resized where it is: its tail goes back to the
+ * heap, or the pages after it are claimed.  NULL (p as it was) when they
+ * are taken: the caller moves it with malloc, copy and free, which costs
+ * no page fault when the heap has room. */
+static void *lg_heap_resize(lg_ent_t *e, char *p, size_t len, size_t want)
+{
+	void *q = p;
+	if (want < len) {
+		lf_store_relaxed(&e->len, want);
+		lheap_free(p + want, len - want);
+		HL_CTR_SUB(large_bytes, len - want);
+	} else if (lheap_grow(p, len, want)) {
+		lf_store_relaxed(&e->len, want);
+		HL_CTR_ADD(large_bytes, want - len);
+	} else {
+		q = NULL;
+	}
+	lf_store_release(&e->start, (uintptr_t)p);
+	return q;
+}
+
 /* Grow into a warm cached mapping: its entry is published before the
  * copy (nobody knows its address yet) and p goes back only after its own
  * entry is a tombstone. */
@@ -393,8 +425,9 @@ static void *lg_grow_move(lg_ent_t *e, char *p, size_t len, size_t want)
 
 /* The caller owns p and nobody else may free or reallocate it meanwhile
  * (it would be a double free: it aborts, one way or the other).  NULL
- * with p untouched and errno as it was when memory is short: the caller
- * falls back to malloc, copy and free. */
+ * with p untouched and errno as it was when memory is short, or when a
+ * page-heap block cannot grow where it is: the caller falls back to
+ * malloc, copy and free. */
 void *large_realloc(void *p, size_t size)
 {
 	lg_ent_t *e = lg_find((uintptr_t)p);
@@ -413,6 +446,8 @@ void *large_realloc(void *p, size_t size)
 	uintptr_t s = (uintptr_t)p;
 	if (!lf_cas_strong_acq_rel(&e->start, &s, LG_MOVING))
 		hl_fatal("realloc", p, HL_WHY_FREE_LARGE);   /* freed meanwhile */
+	if (lheap_owns(p))
+		return lg_heap_resize(e, p, len, want);
 	if (want < len)
 		return lg_shrink(e, p, len, want);
 	/* Growing: a warm cached mapping costs a copy of the old bytes;

@@ -1,7 +1,8 @@
 /*
- * The cache of freed large mappings: default-arena large blocks are kept
- * mapped after free, so that a program that frees and allocates big
- * blocks does not pay their page faults again.
+ * The cache of freed large mappings: blocks that have mappings of their
+ * own (over the page heap's 32 MiB, aligned ones, or any when the page
+ * heap has no room) are kept mapped after free, so that a program that
+ * frees and allocates big blocks does not pay their page faults again.
  *
  * How much it keeps follows the program: at most LC_ENTRIES mappings of
  * at most max(64 MiB, the bytes of large blocks live with the one being
