@@ -71,6 +71,7 @@ typedef struct hl_stats {
 	uint64_t transfer_bytes;     /* bytes in transfer caches (approximate) */
 	uint64_t threads_live;       /* threads with a cache */
 	uint64_t heaps;              /* heap shards */
+	uint64_t large_cached;       /* freed large-block bytes kept warm for reuse */
 } hl_stats_t;
 
 /* Fill *st (whose struct_size the caller sets); returns 0, or -1 with

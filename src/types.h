@@ -247,6 +247,7 @@ typedef struct hl_counters {
 	uint64_t bytes_purged, spans_cached, large_live, large_bytes;
 	uint64_t tcache_bytes, transfer_bytes, threads_live, reserved;
 	uint64_t span_slots_used;
+	uint64_t large_cached;              /* freed large bytes kept warm */
 	uint64_t sb_live_cls[HL_NCLASSES];  /* superblocks not retired, per class */
 } hl_counters_t;
 

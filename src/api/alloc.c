@@ -25,10 +25,12 @@ static HL_NOINLINE void *hl_alloc_slow(size_t size)
 	/* small_max is HL_SMALL_MAX unless mallopt(M_MMAP_THRESHOLD) lowered
 	 * it: then no cache is refilled for the classes above it (the fast
 	 * path finds their bins empty and comes here). */
-	if (size <= hl_config.small_max)
+	if (size <= hl_config.small_max) {
 		p = tc_alloc_slow(sc_of(size));
-	else
+	} else {
 		p = large_alloc(size, 0, false);
+		decay_tick();   /* a program of large blocks only decays too */
+	}
 	if (HL_UNLIKELY(!p))
 		errno = ENOMEM;
 	/* A decay tick on this path may have given a region's pages back:
@@ -62,6 +64,8 @@ static HL_NOINLINE void hl_free_large(void *p, const char *call)
 		region_large_freed(arena, p, len);
 		large_unmap_arena(p, len);
 	}
+	decay_tick();
+	region_fire_events();   /* as in hl_alloc_slow */
 	errno = saved;
 }
 

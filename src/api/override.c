@@ -39,8 +39,9 @@ HL_EXPORT int mallopt(int param, int value)
 	hl_ensure_init();
 	switch (param) {
 	case M_MMAP_THRESHOLD:
-		/* The size above which a block gets a mapping of its own: at
-		 * most HL_SMALL_MAX here (every block above it has one). */
+		/* The size above which a block is a large, page-granular one
+		 * (a page-heap run or a mapping of its own): at most
+		 * HL_SMALL_MAX here (every block above it is one). */
 		if (value < 0 || value > (int)HL_SMALL_MAX)
 			return 0;
 		lf_store_relaxed(&hl_config.small_max, (uint32_t)value);

@@ -36,6 +36,7 @@ HL_EXPORT int hl_stats_get(hl_stats_t *out)
 	st->transfer_bytes = R(transfer_bytes);
 	st->threads_live = R(threads_live);
 	st->heaps = sb_heap_count();
+	st->large_cached = R(large_cached);
 #undef R
 	hl_struct_out(out, st, sizeof s);
 	return 0;
@@ -69,7 +70,7 @@ HL_EXPORT void hl_stats_print(FILE *out)
 		"descriptors_live %llu\ndescriptors_retired_pending %llu\n"
 		"descriptor_pages_mapped %llu\ndescriptor_pages_released %llu\n"
 		"large_live %llu\nlarge_bytes %llu\ntcache_bytes %llu\n"
-		"transfer_bytes %llu\nthreads_live %llu\nheaps %llu\n",
+		"transfer_bytes %llu\nthreads_live %llu\nheaps %llu\nlarge_cached %llu\n",
 		(unsigned long long)s.bytes_reserved, (unsigned long long)s.bytes_mapped,
 		(unsigned long long)s.bytes_purged, (unsigned long long)s.superblocks_live,
 		(unsigned long long)s.superblocks_created,
@@ -81,7 +82,8 @@ HL_EXPORT void hl_stats_print(FILE *out)
 		(unsigned long long)s.descriptor_pages_released,
 		(unsigned long long)s.large_live, (unsigned long long)s.large_bytes,
 		(unsigned long long)s.tcache_bytes, (unsigned long long)s.transfer_bytes,
-		(unsigned long long)s.threads_live, (unsigned long long)s.heaps);
+		(unsigned long long)s.threads_live, (unsigned long long)s.heaps,
+		(unsigned long long)s.large_cached);
 	/* Every line "name value": the options in force (option_KEY), then
 	 * each live region (region_ID_...) and task (task_ID_...); their
 	 * names are hl_region_name's and the task attributes'. */

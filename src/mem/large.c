@@ -1,9 +1,11 @@
 /*
- * Large allocations (over 32 KiB): page-granular mappings of their own,
- * found through the range table, with a small cache of freed mappings so
- * that a program that frees and reallocates big blocks does not pay the
- * page faults again (purged after the decay time).  realloc grows them
- * with mremap.
+ * Large allocations (over 32 KiB), found through the range table: runs of
+ * the page heap up to 32 MiB (mem/lheap.c), else page-granular mappings
+ * of their own, kept in the cache of freed mappings (mem/lcache.c) after
+ * free, so that a program that frees and reallocates big blocks does not
+ * pay the page faults again (purged after the decay time).  realloc
+ * resizes page-heap blocks in place or has them moved by the caller, and
+ * grows mappings into a warm cached one or with mremap.
  *
  * Range table: open-addressed tables keyed by start address, each twice
  * the size of the one before; entries are claimed and tombstoned by CAS.
@@ -30,8 +32,6 @@
 #define LG_TOMB 1u
 #define LG_FILLING 2u
 #define LG_MOVING 3u
-#define LG_CACHE 64
-#define LG_CACHE_BYTES ((uint64_t)64 << 20)
 
 typedef struct lg_ent {
 	uintptr_t start;
@@ -44,10 +44,6 @@ typedef struct lg_ent {
 static lg_ent_t *lg_tab[LG_TABLES];
 static uint32_t lg_used[LG_TABLES];
 static uint32_t lg_cur;
-/* Cached mappings (lg_w_make); 0 is empty. */
-static uint64_t lg_cache[LG_CACHE];
-static uint32_t lg_cache_stamp[LG_CACHE];
-static uint64_t lg_cache_bytes;
 
 static inline bool lg_is_block(uintptr_t s) { return s > LG_MOVING; }
 
@@ -187,42 +183,6 @@ int large_lookup(const void *p, size_t *size, uintptr_t *start)
 	return (a & (HL_PAGE - 1)) == 0 && a ? large_lookup((char *)p + 1, size, start) : 0;
 }
 
-/* A cache entry: (addr >> 12) | (pages << 35); 0 is empty. */
-static inline uint64_t lg_w_make(const void *p, size_t len)
-{
-	return ((uint64_t)(uintptr_t)p >> 12) | ((uint64_t)(len >> 12) << 35);
-}
-static inline char *lg_w_addr(uint64_t w)
-{
-	return (char *)(uintptr_t)((w & (((uint64_t)1 << 35) - 1)) << 12);
-}
-static inline size_t lg_w_len(uint64_t w) { return (size_t)(w >> 35) << 12; }
-
-/* Take entry i if it still holds w; the caller owns the mapping then. */
-static bool lg_cache_claim(unsigned i, uint64_t w)
-{
-	if (!lf_cas_strong_acq_rel(&lg_cache[i], &w, 0))
-		return false;
-	lf_fetch_sub_relaxed(&lg_cache_bytes, lg_w_len(w));
-	return true;
-}
-
-/* Put w in a free entry, evicting nothing; false if none is free. */
-static bool lg_cache_slot_put(uint64_t w)
-{
-	for (unsigned i = 0; i < LG_CACHE; i++) {
-		uint64_t zero = 0;
-		if (lf_load_relaxed(&lg_cache[i]))
-			continue;
-		lf_store_relaxed(&lg_cache_stamp[i], os_now_ms());
-		if (lf_cas_strong_acq_rel(&lg_cache[i], &zero, w)) {
-			lf_fetch_add_relaxed(&lg_cache_bytes, lg_w_len(w));
-			return true;
-		}
-	}
-	return false;
-}
-
 /* Unmap a mapping heaplib is done with.  The kernel refuses when that
  * would split a mapping past vm.max_map_count (neighbouring mappings
  * merge, so even a whole block may need a split): its pages are then
@@ -235,114 +195,9 @@ static void lg_unmap(void *p, size_t len)
 	}
 }
 
-/* A claimed mapping goes back to the OS; returns the bytes unmapped.  One
- * the kernel keeps is purged and cached again, still ours to hand out
- * (with no entry free, only its address range is lost). */
-static size_t lg_cache_drop(uint64_t w)
-{
-	char *p = lg_w_addr(w);
-	size_t len = lg_w_len(w);
-	HL_CTR_ADD(bytes_purged, len);
-	if (os_unmap(p, len))
-		return len;
-	os_purge(p, len);
-	lg_cache_slot_put(w);
-	return 0;
-}
-
-/* Claim the best entry of at least min_len bytes: the smallest, or with
- * oldest, the one cached longest ago.  0 if there is none. */
-static uint64_t lg_cache_claim_best(size_t min_len, bool oldest)
-{
-	uint32_t now = os_now_ms();
-	for (int tries = 0; tries < 4; tries++) {
-		unsigned best = LG_CACHE;
-		uint64_t bw = 0, bkey = 0;
-		for (unsigned i = 0; i < LG_CACHE; i++) {
-			uint64_t w = lf_load_acquire(&lg_cache[i]);
-			if (!w || lg_w_len(w) < min_len)
-				continue;
-			/* smaller key is better */
-			uint64_t key = oldest ? UINT64_MAX - (uint32_t)(now - lf_load_relaxed(&lg_cache_stamp[i]))
-					      : lg_w_len(w);
-			if (best == LG_CACHE || key < bkey) {
-				best = i;
-				bw = w;
-				bkey = key;
-			}
-		}
-		if (best == LG_CACHE)
-			return 0;
-		if (lg_cache_claim(best, bw))
-			return bw;
-	}
-	return 0;
-}
-
-static bool lg_cache_put(void *p, size_t len);
-
-/* The smallest cached mapping that holds len bytes; its tail, if any, goes
- * back to the cache (its pages stay warm) or to the OS.  *got is the
- * block's length: len, or the whole mapping's when its tail can go to
- * neither (the kernel refuses the split): never a page we forget. */
-static void *lg_cache_take(size_t len, size_t *got)
-{
-	uint64_t w = lg_cache_claim_best(len, false);
-	if (!w)
-		return NULL;
-	char *p = lg_w_addr(w);
-	size_t have = lg_w_len(w);
-	HL_HOOK("large_cache_taken");
-	/* Hand out exactly the pages asked for if we can: the usable size
-	 * stays page-granular to the request. */
-	*got = have;
-	if (have > len && (lg_cache_put(p + len, have - len) ||
-			   os_unmap(p + len, have - len)))
-		*got = len;
-	return p;
-}
-
-/* Give the oldest cached mapping back to the OS; false if none, or if the
- * kernel kept it (it is cached again: no room was made). */
-static bool lg_cache_evict_oldest(void)
-{
-	uint64_t w = lg_cache_claim_best(0, true);
-	if (!w)
-		return false;
-	return lg_cache_drop(w) != 0;
-}
-
-/* Cache a freed mapping; the oldest ones make room for it (what was freed
- * last is what the program is likeliest to ask for again). */
-static bool lg_cache_put(void *p, size_t len)
-{
-	if (len >= ((size_t)1 << 40) || len > LG_CACHE_BYTES / 2)
-		return false;
-	for (int ev = 0; lf_load_relaxed(&lg_cache_bytes) + len > LG_CACHE_BYTES; ev++)
-		if (ev == 8 || !lg_cache_evict_oldest())
-			return false;
-	uint64_t w = lg_w_make(p, len);
-	for (int round = 0; round < 2; round++) {
-		if (lg_cache_slot_put(w))
-			return true;
-		if (!lg_cache_evict_oldest())
-			break;
-	}
-	return false;
-}
-
 size_t large_trim(bool all)
 {
-	uint32_t now = os_now_ms();
-	size_t n = 0;
-	for (unsigned i = 0; i < LG_CACHE; i++) {
-		uint64_t w = lf_load_acquire(&lg_cache[i]);
-		if (!w || (!all && now - lf_load_relaxed(&lg_cache_stamp[i]) < hl_config.decay_ms))
-			continue;
-		if (lg_cache_claim(i, w))
-			n += lg_cache_drop(w);
-	}
-	return n;
+	return lheap_purge(all) + lcache_trim(all);
 }
 
 void *large_alloc(size_t size, size_t align, bool zero)
@@ -354,12 +209,16 @@ void *large_alloc(size_t size, size_t align, bool zero)
 	}
 	void *p = NULL;
 	size_t got = len;
-	bool fresh = false;
-	if (align <= HL_PAGE)
-		p = lg_cache_take(len, &got);
+	bool zeroed = false, heap = false;
+	if (align <= HL_PAGE) {
+		p = lheap_alloc(len, zero);   /* it zeroes what needs it */
+		zeroed = heap = p != NULL;
+		if (!p)
+			p = lcache_take(len, &got);
+	}
 	if (!p) {
 		p = os_map_aligned(len, align);
-		fresh = true;
+		zeroed = true;
 		got = len;
 		if (!p) {
 			errno = ENOMEM;
@@ -367,11 +226,14 @@ void *large_alloc(size_t size, size_t align, bool zero)
 		}
 	}
 	if (!lg_insert((uintptr_t)p, got)) {
-		lg_unmap(p, got);
+		if (heap)
+			lheap_free(p, got);
+		else
+			lg_unmap(p, got);
 		errno = ENOMEM;
 		return NULL;
 	}
-	if (zero && !fresh)
+	if (zero && !zeroed)
 		memset(p, 0, size);
 	HL_CTR_ADD(large_live, 1);
 	HL_CTR_ADD(large_bytes, got);
@@ -382,7 +244,9 @@ static void lg_release(void *p, size_t len)
 {
 	HL_CTR_SUB(large_live, 1);
 	HL_CTR_SUB(large_bytes, len);
-	if (!lg_cache_put(p, len))
+	if (lheap_owns(p))
+		lheap_free(p, len);
+	else if (!lcache_put(p, len))
 		lg_unmap(p, len);
 }
 
@@ -489,17 +353,38 @@ static void *lg_shrink(lg_ent_t *e, char *p, size_t len, size_t want)
 	return p;
 }
 
+/* A page-heap block is resized where it is: its tail goes back to the
+ * heap, or the pages after it are claimed.  NULL (p as it was) when they
+ * are taken: the caller moves it with malloc, copy and free, which costs
+ * no page fault when the heap has room. */
+static void *lg_heap_resize(lg_ent_t *e, char *p, size_t len, size_t want)
+{
+	void *q = p;
+	if (want < len) {
+		lf_store_relaxed(&e->len, want);
+		lheap_free(p + want, len - want);
+		HL_CTR_SUB(large_bytes, len - want);
+	} else if (lheap_grow(p, len, want)) {
+		lf_store_relaxed(&e->len, want);
+		HL_CTR_ADD(large_bytes, want - len);
+	} else {
+		q = NULL;
+	}
+	lf_store_release(&e->start, (uintptr_t)p);
+	return q;
+}
+
 /* Grow into a warm cached mapping: its entry is published before the
  * copy (nobody knows its address yet) and p goes back only after its own
  * entry is a tombstone. */
 static void *lg_grow_warm(lg_ent_t *e, char *p, size_t len, size_t want)
 {
 	size_t got;
-	char *w = lg_cache_take(want, &got);
+	char *w = lcache_take(want, &got);
 	if (!w)
 		return NULL;
 	if (!lg_insert((uintptr_t)w, got)) {
-		if (!lg_cache_put(w, got))
+		if (!lcache_put(w, got))
 			lg_unmap(w, got);
 		return NULL;
 	}
@@ -540,8 +425,9 @@ static void *lg_grow_move(lg_ent_t *e, char *p, size_t len, size_t want)
 
 /* The caller owns p and nobody else may free or reallocate it meanwhile
  * (it would be a double free: it aborts, one way or the other).  NULL
- * with p untouched and errno as it was when memory is short: the caller
- * falls back to malloc, copy and free. */
+ * with p untouched and errno as it was when memory is short, or when a
+ * page-heap block cannot grow where it is: the caller falls back to
+ * malloc, copy and free. */
 void *large_realloc(void *p, size_t size)
 {
 	lg_ent_t *e = lg_find((uintptr_t)p);
@@ -560,6 +446,8 @@ void *large_realloc(void *p, size_t size)
 	uintptr_t s = (uintptr_t)p;
 	if (!lf_cas_strong_acq_rel(&e->start, &s, LG_MOVING))
 		hl_fatal("realloc", p, HL_WHY_FREE_LARGE);   /* freed meanwhile */
+	if (lheap_owns(p))
+		return lg_heap_resize(e, p, len, want);
 	if (want < len)
 		return lg_shrink(e, p, len, want);
 	/* Growing: a warm cached mapping costs a copy of the old bytes;

@@ -1,8 +1,9 @@
 /*
  * mem/: address space and the memory behind it.  The rule of this folder:
  * its files call base/ and lf/ only, and each other along
- * backing -> pagemap, large -> pagemap (src/layers.conf); nothing here
- * knows arenas, tasks or regions beyond the account it is handed.
+ * backing -> pagemap, backing -> large, large -> lheap, large -> lcache
+ * (src/layers.conf); nothing here knows arenas, tasks or regions beyond
+ * the account it is handed.
  *
  *   pagemap.c  the reservation in 1 GiB chunks, the page map (pointer ->
  *              slot record in O(1)), spans of 1/2/4/8 slots and their
@@ -10,7 +11,11 @@
  *   backing.c  what backs a region's spans: the reservation or a pool;
  *              capacity and quota charged by bounded CAS
  *   desc.c     the descriptor arena and its hazard-pointer domain
- *   large.c    blocks over 32 KiB: mappings, the range table, the cache
+ *   large.c    blocks over 32 KiB: the range table, realloc, which of
+ *              the two below a block comes from
+ *   lheap.c    the page heap: blocks up to 32 MiB as runs of pages of
+ *              256 MiB chunks, free pages coalesced and kept warm
+ *   lcache.c   the cache of freed mappings of larger blocks
  */
 #ifndef HL_MEM_H
 #define HL_MEM_H
@@ -159,12 +164,46 @@ size_t large_reset(bool (*pick)(unsigned arena, void *ctx),
 		   void (*freed)(unsigned arena, void *p, size_t len, void *ctx),
 		   void *ctx);
 void *large_realloc(void *p, size_t size);
-/* Give back cached mappings unused for HEAPLIB_DECAY_MS (all: every one). */
+/* Give back the page heap's free pages and the cached mappings unused for
+ * HEAPLIB_DECAY_MS (all: every one); returns the bytes. */
 size_t large_trim(bool all);
 #ifdef HL_TEST_HOOKS
 /* How many more entries the range table takes before an insert needs a
  * new table mapped (0: the next insert of a new address maps one). */
 size_t large_test_table_room(void);
 #endif
+
+/* ---- lheap.c ------------------------------------------------------------ */
+/* A run of len bytes (page-rounded, at most 32 MiB) of the page heap, its
+ * pages zeroed with zero; NULL if len is larger or no chunk has room and
+ * none can be made. */
+void *lheap_alloc(size_t len, bool zero);
+/* Whether p lies in the page heap (then it is one of its runs). */
+bool lheap_owns(const void *p);
+/* Give back the run [p, p + len) (or a tail of a run); once only. */
+void lheap_free(void *p, size_t len);
+/* Extend the run [p, p + len) to want bytes where it is; false (nothing
+ * changed) if the pages after it are taken or want is too large. */
+bool lheap_grow(void *p, size_t len, size_t want);
+/* Purge free pages last freed HEAPLIB_DECAY_MS ago (all: every one);
+ * returns the bytes. */
+size_t lheap_purge(bool all);
+#ifdef HL_TEST_HOOKS
+/* Blocks up to max bytes go to the page heap (0: none; 32 MiB at start),
+ * so that a test can reach the mapping paths. */
+void lheap_test_set_max(size_t max);
+#endif
+
+/* ---- lcache.c ----------------------------------------------------------- */
+/* The smallest cached mapping that holds len bytes, its tail cached again
+ * or unmapped; *got is the block's length: len, or the whole mapping's
+ * when the kernel refuses the split.  NULL if none. */
+void *lcache_take(size_t len, size_t *got);
+/* Cache a freed default-arena mapping; false (the caller unmaps it) when
+ * no room can be made. */
+bool lcache_put(void *p, size_t len);
+/* Unmap cached mappings unused for HEAPLIB_DECAY_MS (all: every one);
+ * returns the bytes. */
+size_t lcache_trim(bool all);
 
 #endif

@@ -18,8 +18,8 @@ int main(void)
 {
 	plan(9);
 
-	/* M_MMAP_THRESHOLD: above it a block gets a mapping of its own,
-	 * which malloc_usable_size shows as whole pages. */
+	/* M_MMAP_THRESHOLD: above it a block is a large one (a page-heap
+	 * run or a mapping), which malloc_usable_size shows as whole pages. */
 	void *before = malloc(10000);
 	size_t ub = malloc_usable_size(before);
 	int r = mallopt(M_MMAP_THRESHOLD, 4096);
@@ -27,14 +27,14 @@ int main(void)
 	size_t ua = malloc_usable_size(after);
 	void *small = malloc(1000);
 	ok(r == 1 && ub < 12288 && ua == 12288 && malloc_usable_size(small) < 4096,
-	   "mallopt(M_MMAP_THRESHOLD, 4096) = 1: malloc(10000) is then a 3-page mapping (usable %zu, %zu before), malloc(1000) is not",
+	   "mallopt(M_MMAP_THRESHOLD, 4096) = 1: malloc(10000) is then a 3-page large block (usable %zu, %zu before), malloc(1000) is not",
 	   ua, ub);
 	free(before);
 	free(after);
 	free(small);
 	mallopt(M_MMAP_THRESHOLD, 32768);
 	ok(mallopt(M_MMAP_THRESHOLD, 1 << 20) == 0,
-	   "a threshold above 32 KiB cannot take effect (every larger block has its own mapping): 0");
+	   "a threshold above 32 KiB cannot take effect (every larger block is a large one): 0");
 	ok(mallopt(M_TRIM_THRESHOLD, -1) == 1 && mallopt(M_TRIM_THRESHOLD, 0) == 1 &&
 	   mallopt(M_TRIM_THRESHOLD, 128 << 10) == 0,
 	   "M_TRIM_THRESHOLD: -1 (never) and 0 (at once) map onto the decay, a size does not");

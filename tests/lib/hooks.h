@@ -13,5 +13,6 @@
 #define HOOK_TSTACK_GUARD_READ "tstack_guard_read" /* hazard published, partial-list pop */
 #define HOOK_LARGE_CACHE_TAKEN "large_cache_taken" /* a cached mapping claimed, its tail not yet back */
 #define HOOK_LARGE_REALLOC_MOVED "large_realloc_moved" /* block's pages moved, old entry not yet done with */
+#define HOOK_LARGE_HEAP_CLAIMING "large_heap_claiming" /* first word of a page-heap run claimed, the rest not yet */
 
 #endif
