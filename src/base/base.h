@@ -101,6 +101,17 @@ void os_test_fail_unmaps(long n);
 unsigned long os_test_failed(void);
 #endif
 
+/* Bits set in v, without __builtin_popcountll: on CPUs without POPCNT
+ * the builtin calls libgcc's __popcountdi2, which would make the library
+ * need libgcc_s. */
+static inline unsigned os_popcount64(uint64_t v)
+{
+	v = v - ((v >> 1) & 0x5555555555555555ull);
+	v = (v & 0x3333333333333333ull) + ((v >> 2) & 0x3333333333333333ull);
+	v = (v + (v >> 4)) & 0x0f0f0f0f0f0f0f0full;
+	return (unsigned)((v * 0x0101010101010101ull) >> 56);
+}
+
 /* size rounded up to whole pages in *out; false on overflow or 0. */
 static inline bool os_page_round(size_t size, size_t *out)
 {

@@ -164,7 +164,7 @@ static hl_desc_t *desc_take(void)
 		/* We own the page: nobody else can take its bits yet. */
 		uint64_t full = desc_full_mask(pg);
 		int bit = __builtin_ctzll(full);
-		lf_fetch_add_relaxed(&desc_slack, (int64_t)__builtin_popcountll(full));
+		lf_fetch_add_relaxed(&desc_slack, (int64_t)os_popcount64(full));
 		lf_store_seq_cst(&desc_pages[pg].freemask, full & (full - 1));
 		desc_page_offer(pg);
 		return desc_init_one(pg, bit);
@@ -238,7 +238,7 @@ uint64_t desc_test_free_bits(void)
 	uint32_t np = lf_load_relaxed(&desc_npages);
 	for (uint32_t pg = 0; pg < np && pg < HL_DESC_PAGES; pg++)
 		if (!lf_load_relaxed(&desc_pages[pg].released))
-			n += (uint64_t)__builtin_popcountll(lf_load_relaxed(&desc_pages[pg].freemask));
+			n += (uint64_t)os_popcount64(lf_load_relaxed(&desc_pages[pg].freemask));
 	return n;
 }
 #endif

@@ -144,7 +144,7 @@ static char *lh_hand_out(lh_chunk_t *c, size_t at, size_t n, bool zero)
 	for (size_t k = at, next; k < at + n; k = next) {
 		uint64_t m = lh_mask(k, at + n, &next);
 		uint64_t d = lf_fetch_or_acq_rel(&c->dirty[k >> 6], m) & m;
-		warm += (size_t)__builtin_popcountll(d);
+		warm += (size_t)os_popcount64(d);
 		if (zero && d)
 			lh_zero(c, k >> 6, d);
 	}
