@@ -122,6 +122,19 @@ static long peak_rss_kib(void)
 /* ---- workers ------------------------------------------------------------ */
 
 /* every worker, once set up; run_one's thread waits on it too */
+void run_child_thread(const struct worker *w, const char *name, pthread_attr_t *attr,
+		      void *(*fn)(void *), void *arg)
+{
+	pthread_t th;
+	int e = pthread_create(&th, attr, fn, arg);
+	if (e) {
+		fprintf(stderr, PROG ": FAIL workload=%s thread=%d pthread_create: %s\n",
+			name, w->tid, strerror(e));
+		_exit(2);
+	}
+	pthread_join(th, NULL);
+}
+
 void start_barrier(void)
 {
 	pthread_barrier_wait(&g_start);

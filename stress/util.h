@@ -140,6 +140,10 @@ static inline bool keep_going(const struct worker *w)
 }
 
 void start_barrier(void);		/* every worker, once set up */
+/* Run fn(arg) on a new thread made with attr and wait for it to end; a
+ * thread that cannot be made is a FAIL of workload name (exit 2). */
+void run_child_thread(const struct worker *w, const char *name, pthread_attr_t *attr,
+		      void *(*fn)(void *), void *arg);
 uint64_t sum_ops(int n);
 uint64_t sum_aux(int n, int which);	/* which: 1 = aux, 2 = aux2 */
 

@@ -56,14 +56,7 @@ static void *churn_thread(void *arg)
 	pthread_attr_setstacksize(&attr, 256 << 10);
 	start_barrier();
 	while (keep_going(w)) {
-		pthread_t th;
-		int e = pthread_create(&th, &attr, churn_child_fn, c);
-		if (e) {
-			fprintf(stderr, PROG ": FAIL workload=churn thread=%d pthread_create: %s\n",
-				w->tid, strerror(e));
-			_exit(2);
-		}
-		pthread_join(th, NULL);
+		run_child_thread(w, "churn", &attr, churn_child_fn, c);
 		for (int i = 0; i < CHURN_KEEP; i++)	/* blocks of a dead thread */
 			blk_free(&c->keep[i]);
 		count_ops(w, CHURN_KEEP);

@@ -142,14 +142,7 @@ static void *ms_thread(void *arg)
 	pthread_attr_setstacksize(&attr, 256 << 10);
 	start_barrier();
 	while (keep_going(w)) {
-		pthread_t th;
-		int e = pthread_create(&th, &attr, ms_child_fn, c);
-		if (e) {
-			fprintf(stderr, PROG ": FAIL workload=mstress thread=%d pthread_create: %s\n",
-				w->tid, strerror(e));
-			_exit(2);
-		}
-		pthread_join(th, NULL);
+		run_child_thread(w, "mstress", &attr, ms_child_fn, c);
 	}
 	pthread_attr_destroy(&attr);
 	free(c);
