@@ -215,6 +215,43 @@ int hl_task_destroy(hl_task_t *task);
 int hl_task_stats(const hl_task_t *task, const hl_region_t *region, hl_task_stats_t *st);
 hl_task_t *hl_task_self(void);
 
+/* ---- nomadic memory: the coordinator moves whole superblocks ----------- */
+
+/* Move the superblock holding ptr onto a region that place names (reach
+ * and the task's rules obeyed); ptr and every block beside it keep their
+ * addresses and bytes.  HL_OK; HL_EPERM (pinned, secure to non-secure,
+ * CPU-private, a user buffer, or backing moves without userfaultfd);
+ * HL_ENOREGION (no region qualifies); HL_ENOMEM (none has room);
+ * HL_EBUSY (its superblock stayed in use: try again); HL_EINVAL. */
+int hl_migrate(void *ptr, const hl_place_t *place, unsigned flags);
+/* Move every movable superblock of task onto the regions place names;
+ * HL_OK when all moved, else the first refusal (what moved stays moved). */
+int hl_task_migrate(hl_task_t *task, const hl_place_t *place, unsigned flags);
+
+#define HL_MIGRATE_TIERS 5     /* index 1..4: account, attributes, node, backing */
+#define HL_MIGRATE_WHY 16
+#define HL_MIGRATE_HIST 8      /* < 10, 50, 100, 200, 500 us, 1, 10 ms, more */
+
+typedef struct hl_migrate_stats {
+	size_t struct_size;
+	uint64_t moves[HL_MIGRATE_TIERS];   /* superblocks moved, by tier */
+	uint64_t bytes[HL_MIGRATE_TIERS];
+	uint64_t refused[HL_MIGRATE_WHY];   /* by reason (hl_migrate_why_name) */
+	uint64_t requests;                  /* posted to the coordinator */
+	uint64_t waits_timed_out;           /* allocations that gave up waiting */
+	uint64_t move_us[HL_MIGRATE_HIST];  /* time per move, histogram */
+	uint64_t protect_us[HL_MIGRATE_HIST]; /* time a span was write-protected
+					     * (the longest a writer can stall) */
+	int running;                        /* the coordinator thread exists */
+	int uffd;                           /* backing moves available */
+	char uffd_reason[80];               /* why not, if not */
+} hl_migrate_stats_t;
+
+int hl_migrate_stats(hl_migrate_stats_t *st);
+/* The name of reason i of hl_migrate_stats_t.refused ("pinned", ...), or
+ * NULL past the last. */
+const char *hl_migrate_why_name(unsigned i);
+
 #ifdef __cplusplus
 }
 #endif

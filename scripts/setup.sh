@@ -9,6 +9,7 @@ cd "$(dirname "$0")/.."
 packages=(
 	build-essential autoconf automake libtool pkg-config
 	valgrind
+	liburcu-dev
 	libjemalloc2 libtcmalloc-minimal4 libmimalloc2.0 gnuplot-nox mandoc
 )
 

@@ -83,12 +83,17 @@ typedef struct sc_info {
 } sc_info_t;
 
 /* ---- anchor ------------------------------------------------------------- */
-/* {avail, count, state, tag}: widths stated here, checked in core/sb.c. */
+/* {avail, count, state, epoch, tag}: widths stated here, checked in
+ * core/sb.c.  The epoch bit flips when the coordinator moves the
+ * superblock to another arena: a free learns from its own CAS which arena
+ * it freed into (hl_desc_t.arena). */
 #define HL_ANCHOR_AVAIL_BITS 13
 #define HL_ANCHOR_COUNT_BITS 13
 #define HL_ANCHOR_STATE_BITS 2
+#define HL_ANCHOR_EPOCH_BITS 1
 #define HL_ANCHOR_TAG_MAX_BITS \
-	(64 - HL_ANCHOR_AVAIL_BITS - HL_ANCHOR_COUNT_BITS - HL_ANCHOR_STATE_BITS)
+	(64 - HL_ANCHOR_AVAIL_BITS - HL_ANCHOR_COUNT_BITS - HL_ANCHOR_STATE_BITS - \
+	 HL_ANCHOR_EPOCH_BITS)
 #define HL_ANCHOR_TAG_BITS \
 	(HL_TAG_BITS < HL_ANCHOR_TAG_MAX_BITS ? HL_TAG_BITS : HL_ANCHOR_TAG_MAX_BITS)
 #define HL_AVAIL_NONE ((1u << HL_ANCHOR_AVAIL_BITS) - 1u)
@@ -108,7 +113,10 @@ typedef struct hl_desc {
 	uint32_t cls;
 	uint32_t maxcount;
 	uint32_t listed;        /* test builds: 1 while on a partial list */
-	uint32_t arena;         /* arena id (task, region) */
+	uint32_t arena;         /* atomic: arena id (task, region) in bits
+				 * 0-15, the one before the last move in
+				 * 16-30, and in bit 31 the anchor epoch that
+				 * goes with bits 0-15 (desc_arena_id) */
 	lf_hp_node_t hp;        /* retire link */
 	uint32_t span;          /* span index (first slot, 1-based) */
 	uint32_t nslots;
@@ -239,6 +247,8 @@ typedef struct hl_config {
 	int stats_fd;             /* stderr as it was at start (a program may close it) */
 	bool verbose;             /* HEAPLIB_VERBOSE: options at start, warnings */
 	uint32_t small_max;       /* blocks above this get a mapping (mallopt) */
+	uint32_t migrate_wait_ms; /* HEAPLIB_MIGRATE_WAIT_MS: an allocation's wait
+				   * for the migration it asked for */
 } hl_config_t;
 
 typedef struct hl_counters {

@@ -16,7 +16,7 @@
 #ifndef HL_API_H
 #define HL_API_H
 
-#include "policy/policy.h"
+#include "policy/mig/mig.h"
 #include "api/alloc.h"   /* alloc.c's internal entries */
 
 #endif

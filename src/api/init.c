@@ -43,6 +43,7 @@ static void hl_init_layers(void)
 	bk_set_level_hook(region_level_changed);
 	decay_set_sweep_hook(region_decay);
 	thread_atfork_register(NULL, NULL, region_fork_child);
+	mig_init();
 }
 
 #ifdef HL_TEST_HOOKS

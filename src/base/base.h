@@ -84,6 +84,11 @@ void os_purge(void *p, size_t size);       /* MADV_DONTNEED */
 bool os_lock(void *p, size_t size);
 void os_unlock(void *p, size_t size);
 uint32_t os_now_ms(void);
+uint64_t os_now_ns(void);
+/* Sleep while *word == val, at most ms milliseconds (0: no bound); a
+ * wake, a signal or a spurious return end it early: callers check. */
+void os_wait_word(uint32_t *word, uint32_t val, uint32_t ms);
+void os_wake_word(uint32_t *word);
 unsigned os_ncpu(void);
 uint64_t os_random64(void);
 
@@ -145,10 +150,12 @@ int64_t ctr_take_bounded(uint32_t *ctr, uint32_t limit);
 
 /* ---- thread.c ----------------------------------------------------------- */
 /* Ordered callbacks at thread exit, registered at start (api/init.c), run
- * lowest order first from a pthread key destructor: THREAD_EXIT_TASK
- * (leave the task), THREAD_EXIT_CACHE (hand back the thread cache),
+ * lowest order first from a pthread key destructor: THREAD_EXIT_MIG
+ * (hand back the migration request record), THREAD_EXIT_TASK (leave the
+ * task), THREAD_EXIT_CACHE (hand back the thread cache),
  * THREAD_EXIT_HAZARD (release the hazard-pointer record). */
 enum thread_exit_order {
+	THREAD_EXIT_MIG,     /* the migration request record (policy/mig/) */
 	THREAD_EXIT_TASK,
 	THREAD_EXIT_CACHE,
 	THREAD_EXIT_HAZARD,

@@ -37,6 +37,8 @@ static const struct config_opt {
 	{ "check", "HEAPLIB_CHECK", CONFIG_BOOL, 0, offsetof(hl_config_t, check) },
 	{ "stats", "HEAPLIB_STATS", CONFIG_BOOL, 0, offsetof(hl_config_t, stats) },
 	{ "verbose", "HEAPLIB_VERBOSE", CONFIG_BOOL, 0, offsetof(hl_config_t, verbose) },
+	{ "migrate_wait_ms", "HEAPLIB_MIGRATE_WAIT_MS", CONFIG_U32, 100,
+	  offsetof(hl_config_t, migrate_wait_ms) },
 };
 #define CONFIG_NOPTS (sizeof config_opts / sizeof config_opts[0])
 

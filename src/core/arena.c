@@ -127,7 +127,7 @@ void arena_list(hl_desc_t *d)
 	if (!lf_cas_strong_acq_rel(&d->listed, &zero, 1))
 		hl_fatal_assert("descriptor listed twice", __FILE__, __LINE__);
 #endif
-	lf_tstack_push(&sb_arena(d->arena)->plist[d->cls], d->idx, &d->plist_link);
+	lf_tstack_push(&sb_arena(desc_arena_id(d))->plist[d->cls], d->idx, &d->plist_link);
 }
 
 hl_desc_t *arena_unlist(sb_arena_t *a, unsigned cls)

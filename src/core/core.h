@@ -56,6 +56,21 @@ unsigned sb_alloc_batch_err(sb_arena_t *a, unsigned h, unsigned cls, void **out,
 			    unsigned want, int *err);
 /* Give back n blocks of one class, in any order, from any superblocks. */
 void sb_free_batch(unsigned cls, void **blocks, unsigned n, const char *call);
+/* Free one block p of class cls; returns the arena its superblock
+ * belonged to at the push (a move may retag it at any moment: the
+ * caller's accounting goes to that arena). */
+unsigned sb_free_one(unsigned cls, void *p, const char *call);
+/* Moving a superblock (policy/mig/move.c).  sb_claim takes d from where
+ * it waits (nobody holding it, a heap slot or the partial list of its
+ * arena) so that the caller holds it; false when it is in another
+ * thread's hands or retired (try again later).  The holder then retags
+ * it to arena `to` (slot records and the anchor's epoch; returns the
+ * blocks not free at the flip, cached ones included, whose accounting
+ * moves with it) and lets go into its arena (listed, or FULL). */
+bool sb_claim(hl_desc_t *d);
+uint32_t sb_free_count(const hl_desc_t *d);   /* free blocks now (a moment's) */
+uint32_t sb_retag_owned(hl_desc_t *d, sb_arena_t *to);
+void sb_release_owned(hl_desc_t *d);
 /* Retire every fully free superblock on arena a's partial lists (and, with
  * slots, in its heaps' slots too); returns how many. */
 size_t sb_sweep(sb_arena_t *a);

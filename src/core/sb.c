@@ -38,11 +38,12 @@
 #define A_COUNT_SHIFT HL_ANCHOR_AVAIL_BITS
 #define A_COUNT_MASK ((1u << HL_ANCHOR_COUNT_BITS) - 1u)
 #define A_STATE_SHIFT (HL_ANCHOR_AVAIL_BITS + HL_ANCHOR_COUNT_BITS)
-#define A_TAG_SHIFT (A_STATE_SHIFT + HL_ANCHOR_STATE_BITS)
+#define A_EPOCH_SHIFT (A_STATE_SHIFT + HL_ANCHOR_STATE_BITS)
+#define A_TAG_SHIFT (A_EPOCH_SHIFT + HL_ANCHOR_EPOCH_BITS)
 #define A_TAG_MASK ((((uint64_t)1) << HL_ANCHOR_TAG_BITS) - 1u)
 
 _Static_assert(HL_ANCHOR_AVAIL_BITS + HL_ANCHOR_COUNT_BITS +
-	       HL_ANCHOR_STATE_BITS + HL_ANCHOR_TAG_MAX_BITS == 64,
+	       HL_ANCHOR_STATE_BITS + HL_ANCHOR_EPOCH_BITS + HL_ANCHOR_TAG_MAX_BITS == 64,
 	       "anchor fields fill one 64-bit word");
 _Static_assert((HL_MAX_SB_SLOTS * HL_SLOT_SIZE) / HL_MIN_BLOCK / HL_MAX_SB_SLOTS
 	       < (1u << HL_ANCHOR_AVAIL_BITS) - 1u,
@@ -55,13 +56,16 @@ _Static_assert(sizeof(hl_desc_t) == (1u << HL_DESC_SHIFT), "descriptor size");
 static inline uint32_t a_avail(uint64_t a) { return (uint32_t)a & A_AVAIL_MASK; }
 static inline uint32_t a_count(uint64_t a) { return (uint32_t)(a >> A_COUNT_SHIFT) & A_COUNT_MASK; }
 static inline unsigned a_state(uint64_t a) { return (unsigned)(a >> A_STATE_SHIFT) & 3u; }
+static inline unsigned a_epoch(uint64_t a) { return (unsigned)(a >> A_EPOCH_SHIFT) & 1u; }
 
+/* The next anchor after old: the tag moves on, the epoch stays. */
 static inline uint64_t a_make(uint32_t avail, uint32_t count, unsigned state,
 			      uint64_t old)
 {
 	uint64_t tag = ((old >> A_TAG_SHIFT) + 1) & A_TAG_MASK;
 	return (uint64_t)avail | ((uint64_t)count << A_COUNT_SHIFT) |
-	       ((uint64_t)state << A_STATE_SHIFT) | (tag << A_TAG_SHIFT);
+	       ((uint64_t)state << A_STATE_SHIFT) |
+	       ((uint64_t)a_epoch(old) << A_EPOCH_SHIFT) | (tag << A_TAG_SHIFT);
 }
 
 static uint32_t sb_lkey;   /* link encoding key */
@@ -193,7 +197,7 @@ static hl_desc_t *sb_new(sb_arena_t *a, unsigned cls, int *err)
 	d->base = base;
 	d->cls = cls;
 	d->maxcount = ci->maxcount;
-	d->arena = a->id;
+	lf_store_relaxed(&d->arena, DESC_ARENA_WORD(a->id, a->id, a_epoch(lf_load_relaxed(&d->anchor))));
 	d->span = span;
 	d->nslots = ci->nslots;
 	lf_store_relaxed(&d->listed, 0);
@@ -223,7 +227,7 @@ static void sb_retire_owned(hl_desc_t *d, lf_hp_rec_t *r)
 	uint64_t old = lf_load_relaxed(&d->anchor);
 	HL_ASSERT(a_count(old) == d->maxcount && a_state(old) == SB_ACTIVE);
 	lf_store_release(&d->anchor, a_make(HL_AVAIL_NONE, d->maxcount, SB_RETIRED, old));
-	sb_arena_t *a = sb_arena(d->arena);
+	sb_arena_t *a = sb_arena(desc_arena_id(d));
 	sb_span_put(a, d->base, d->span, sb_order(d->nslots));
 	lf_fetch_sub_relaxed(&a->superblocks, 1);
 	if (a->id == 0)
@@ -357,17 +361,19 @@ unsigned sb_alloc_batch(sb_arena_t *a, unsigned h, unsigned cls, void **out,
  * be found before a request is refused (doc/architecture.md). */
 static inline unsigned sb_list_at(const hl_desc_t *d, const sc_info_t *ci, uint32_t count)
 {
-	if (HL_LIKELY(d->arena == 0 || count >= ci->list_at))
+	unsigned ai = desc_arena_id(d);
+	if (HL_LIKELY(ai == 0 || count >= ci->list_at))
 		return ci->list_at;
-	const sb_arena_t *a = sb_arena(d->arena);
+	const sb_arena_t *a = sb_arena(ai);
 	bool bounded = lf_load_relaxed(&a->acct.bk->capacity) ||
 		       (a->acct.budget && lf_load_relaxed(&a->acct.budget->limit));
 	return bounded ? 1 : ci->list_at;
 }
 
-/* Push the group blocks[0..n) (all of descriptor d) with one CAS. */
-static void sb_push_group(hl_desc_t *d, char **blocks, unsigned n,
-			  const uint32_t *idxs, const char *call)
+/* Push the group blocks[0..n) (all of descriptor d) with one CAS;
+ * returns the arena d belonged to at that CAS. */
+static unsigned sb_push_group(hl_desc_t *d, char **blocks, unsigned n,
+			      const uint32_t *idxs, const char *call)
 {
 	/* Before a link is written: a block already free in its superblock
 	 * is caught here, however long ago it was freed and however many
@@ -392,11 +398,16 @@ static void sb_push_group(hl_desc_t *d, char **blocks, unsigned n,
 			state = SB_ACTIVE;
 		blk_set_link(blocks[n - 1], a_avail(a));
 		uint64_t nw = a_make(idxs[0], count, state, a);
+		/* Read after the anchor: if the CAS below succeeds, no move
+		 * flipped the epoch in between, and the arena word is the one
+		 * of that epoch or of the next move, which keeps it as prev. */
+		uint32_t aw = lf_load_acquire(&d->arena);
 		HL_HOOK("sb_push_read");
 		if (lf_cas_weak_acq_rel(&d->anchor, &a, nw)) {
 			if (list)
 				arena_list(d);
-			return;
+			return DESC_ARENA_EPOCH(aw) == a_epoch(nw) ? DESC_ARENA(aw)
+								   : DESC_ARENA_PREV(aw);
 		}
 	}
 }
@@ -411,6 +422,20 @@ static void sb_sort(void **v, unsigned n)
 				v[j] = v[j - gap];
 			v[j] = x;
 		}
+}
+
+unsigned sb_free_one(unsigned cls, void *p, const char *call)
+{
+	pm_slot_t *rec = pm_lookup(p);
+	uint64_t w = rec ? lf_load_acquire(&rec->word) : 0;
+	if (HL_UNLIKELY(!rec || PM_KIND(w) != PM_SMALL || PM_CLS(w) != cls))
+		hl_fatal(call, p, HL_WHY_NOT_OURS);
+	hl_desc_t *d = desc_at(PM_DESC(w));
+	long bi = sc_block_index(cls, (size_t)((char *)p - d->base));
+	if (HL_UNLIKELY(bi < 0 || (char *)p < d->base))
+		hl_fatal(call, p, HL_WHY_INTERIOR);
+	uint32_t idx = (uint32_t)bi;
+	return sb_push_group(d, (char **)&p, 1, &idx, call);
 }
 
 void sb_free_batch(unsigned cls, void **blocks, unsigned n, const char *call)
@@ -514,6 +539,95 @@ void sb_arena_drop_all(sb_arena_t *a)
 			idx = lf_load_relaxed(&d->plist_link);
 			lf_store_relaxed(&d->listed, 0u);
 		}
+	}
+}
+
+/* ---- moving a superblock (the coordinator, policy/mig/) ------------------ */
+
+/* Take d out of its arena's list for class cls: pop the whole list (its
+ * nodes are then ours), keep d, push the others back.  Allocating threads
+ * find the list shorter for a moment, never wait. */
+static bool sb_claim_listed(sb_arena_t *a, hl_desc_t *d)
+{
+	uint32_t idx = lf_tstack_pop_all(&a->plist[d->cls]);
+	bool got = false;
+	while (idx) {
+		hl_desc_t *e = desc_at(idx);
+		idx = lf_load_relaxed(&e->plist_link);
+#if defined(HL_DEBUG) || defined(HL_TEST_HOOKS)
+		lf_store_relaxed(&e->listed, 0u);
+#endif
+		if (e == d)
+			got = true;
+		else
+			arena_list(e);
+	}
+	return got;
+}
+
+uint32_t sb_free_count(const hl_desc_t *d)
+{
+	return a_count(lf_load_acquire(&d->anchor));
+}
+
+bool sb_claim(hl_desc_t *d)
+{
+	uint64_t a = lf_load_acquire(&d->anchor);
+	if (a_state(a) == SB_RETIRED)
+		return false;
+	if (a_state(a) == SB_FULL)
+		/* Nobody holds it: the CAS makes us its holder, as a free
+		 * that lists it would be. */
+		return lf_cas_strong_acq_rel(&d->anchor, &a,
+					     a_make(a_avail(a), a_count(a), SB_ACTIVE, a));
+	sb_arena_t *ar = sb_arena(desc_arena_id(d));
+	for (unsigned h = 0; h < ar->nheaps; h++) {
+		uint32_t want = d->idx;
+		if (lf_cas_strong_acq_rel(&ar->heaps[h].slot[d->cls].active, &want, 0u))
+			return true;
+		want = d->idx;
+		if (lf_cas_strong_acq_rel(&ar->heaps[h].slot[d->cls].partial, &want, 0u))
+			return true;
+	}
+	return sb_claim_listed(ar, d);
+}
+
+uint32_t sb_retag_owned(hl_desc_t *d, sb_arena_t *to)
+{
+	uint32_t old = lf_load_relaxed(&d->arena);
+	uint64_t a = lf_load_acquire(&d->anchor);
+	unsigned ne = a_epoch(a) ^ 1u;
+	/* The arena word of the next epoch first (release), then the
+	 * records, then the flip: a free whose CAS lands before the flip
+	 * reads now or prev of this word and takes the old arena, one after
+	 * it takes the new one. */
+	lf_store_release(&d->arena, DESC_ARENA_WORD(to->id, DESC_ARENA(old), ne));
+	for (uint32_t j = 0; j < d->nslots; j++) {
+		pm_slot_t *rec = pm_lookup(d->base + ((size_t)j << HL_SLOT_SHIFT));
+		uint64_t w = lf_load_relaxed(&rec->word);
+		lf_store_release(&rec->word, PM_WORD(PM_DESC(w), PM_CLS(w), PM_OFF(w),
+						     PM_KIND(w), to->id));
+	}
+	for (;;) {
+		uint64_t n = a_make(a_avail(a), a_count(a), a_state(a), a);
+		n = (n & ~((uint64_t)1 << A_EPOCH_SHIFT)) | ((uint64_t)ne << A_EPOCH_SHIFT);
+		if (lf_cas_weak_acq_rel(&d->anchor, &a, n))
+			return d->maxcount - a_count(a);
+	}
+}
+
+void sb_release_owned(hl_desc_t *d)
+{
+	uint64_t a = lf_load_acquire(&d->anchor);
+	for (;;) {
+		if (a_count(a) != 0) {
+			arena_list(d);
+			return;
+		}
+		/* No free block: let go as the popper of the last one does. */
+		if (lf_cas_weak_acq_rel(&d->anchor, &a,
+					a_make(HL_AVAIL_NONE, 0, SB_FULL, a)))
+			return;
 	}
 }
 

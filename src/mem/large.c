@@ -339,6 +339,21 @@ size_t large_reset(bool (*pick)(unsigned arena, void *ctx),
 	return n;
 }
 
+size_t large_count(bool (*pick)(unsigned arena, void *ctx), void *ctx)
+{
+	size_t n = 0;
+	for (unsigned t = 0; t < LG_TABLES; t++) {
+		lg_ent_t *tab = lf_load_acquire(&lg_tab[t]);
+		for (size_t i = 0; tab && i < lg_cap(t); i++) {
+			uintptr_t s = lf_load_acquire(&tab[i].start);
+			size_t tagged = lf_load_relaxed(&tab[i].len);
+			if (lg_is_block(s) && LG_ARENA(tagged) && pick(LG_ARENA(tagged), ctx))
+				n++;
+		}
+	}
+	return n;
+}
+
 /* Shrink in place; the entry, LG_MOVING, names only what is kept before
  * the tail goes back.  A kernel that refuses (a split past the mapping
  * limit) leaves the block as it was, which is still a right answer. */

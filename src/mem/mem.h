@@ -120,6 +120,18 @@ static inline hl_desc_t *desc_at(uint32_t idx)
 	return (hl_desc_t *)(desc_arena + ((size_t)idx << HL_DESC_SHIFT));
 }
 
+/* hl_desc_t.arena: the arena now, the one before the last move, and the
+ * anchor epoch that goes with the arena now. */
+#define DESC_ARENA(w) ((unsigned)(w) & 0xffffu)
+#define DESC_ARENA_PREV(w) (((unsigned)(w) >> 16) & 0x7fffu)
+#define DESC_ARENA_EPOCH(w) ((unsigned)(w) >> 31)
+#define DESC_ARENA_WORD(now, prev, epoch) \
+	((uint32_t)(now) | ((uint32_t)(prev) << 16) | ((uint32_t)(epoch) << 31))
+static inline unsigned desc_arena_id(const hl_desc_t *d)
+{
+	return DESC_ARENA(lf_load_acquire(&d->arena));
+}
+
 void desc_init(void);
 /* A descriptor; NULL only when all HL_DESC_PAGES pages are in use even
  * after a scan of the caller's hazard record. */
@@ -163,6 +175,9 @@ void large_unmap_arena(void *p, size_t len);
 size_t large_reset(bool (*pick)(unsigned arena, void *ctx),
 		   void (*freed)(unsigned arena, void *p, size_t len, void *ctx),
 		   void *ctx);
+/* How many large blocks the arenas for which pick(arena) is true hold
+ * (a moment's count: blocks come and go meanwhile). */
+size_t large_count(bool (*pick)(unsigned arena, void *ctx), void *ctx);
 void *large_realloc(void *p, size_t size);
 /* Give back the page heap's free pages and the cached mappings unused for
  * HEAPLIB_DECAY_MS (all: every one); returns the bytes. */

@@ -137,7 +137,13 @@ void place_free_small(void *p, uint64_t w, const char *call)
 	if (r->bk->secure)
 		memset(p, 0, size);
 	int saved = errno;
-	sb_free_batch(cls, &p, 1, call);
+	/* The books of the arena the block was freed into: the coordinator
+	 * may have moved its superblock since w was read. */
+	unsigned ai = sb_free_one(cls, p, call);
+	if (ai != a->id) {
+		a = sb_arena(ai);
+		r = region_at(a->region);
+	}
 	region_live(r, a, -(int64_t)size, -1);
 	decay_tick();
 	region_fire_events();
@@ -265,8 +271,13 @@ int place_alloc(size_t size, size_t align, const hl_place_t *place,
 		return HL_ENOREGION;
 	decay_tick();
 	int e = place_try(t, size, align, flags, need, secure, cand, n, out, dflt);
-	if (e == HL_ENOMEM && place_fail_hook && place_fail_hook(size, align, need, flags))
-		e = place_try(t, size, align, flags, need, secure, cand, n, out, dflt);
+	if (e == HL_ENOMEM && place_fail_hook) {
+		int h = place_fail_hook(size, align, need, flags, cand[0]);
+		if (h == HL_OK)
+			e = place_try(t, size, align, flags, need, secure, cand, n, out, dflt);
+		else if (h == HL_EAGAIN)
+			e = HL_EAGAIN;
+	}
 	region_fire_events();
 	return e;
 }

@@ -78,6 +78,10 @@ void region_leave(struct hl_region *r);
 bool region_arena_ok(const sb_arena_t *a, const struct hl_region *r);
 /* Live bytes and blocks of arena a in region r changed. */
 void region_live(struct hl_region *r, sb_arena_t *a, int64_t bytes, int64_t blocks);
+/* A superblock's live bytes and blocks moved from arena `from` of region
+ * fr to arena `to` of region tr (the coordinator). */
+void region_live_move(struct hl_region *fr, sb_arena_t *from, struct hl_region *tr,
+		      sb_arena_t *to, int64_t bytes, int64_t blocks);
 /* A large block of arena (not 0) was taken out of the range table: wipe
  * it if secure, take it off the books (the caller unmaps it). */
 void region_large_freed(unsigned arena, void *p, size_t len);
@@ -97,6 +101,14 @@ void region_fire_events(void);
 /* Registered hook: told of every crossing as it happens, on the thread
  * that crossed (the coordinator's wake-up, policy/mig/); NULL: none. */
 void region_set_watermark_hook(void (*fn)(struct hl_region *r, hl_region_event_t ev));
+
+/* Registered by the coordinator (policy/mig/): created is told of every
+ * region made (it starts the coordinator); evacuate moves every
+ * superblock out of region id (dry: only says whether it could), the
+ * bytes moved in *moved.  Without them, a region that holds blocks
+ * cannot be deleted. */
+void region_set_mig_hooks(void (*created)(void),
+			  int (*evacuate)(uint32_t id, bool dry, uint64_t *moved));
 
 /* ---- task.c ------------------------------------------------------------- */
 extern __thread struct hl_task *hl_cur_task HL_HIDDEN HL_TLS;
@@ -128,11 +140,12 @@ void *place_realloc(void *p, unsigned arena, size_t old, size_t size);
 /* A small block of a non-default arena, freed from anywhere. */
 void place_free_small(void *p, uint64_t w, const char *call);
 /* Registered hook: asked when every qualifying region refused memory
- * (HL_ENOMEM) before the allocation fails; returns true to have placement
- * try once more (the coordinator's migration request, policy/mig/).  NULL:
- * none. */
-typedef bool (*place_fail_fn)(size_t size, size_t align, unsigned need,
-			      unsigned flags);
+ * (HL_ENOMEM) before the allocation fails, with the first of them; returns
+ * HL_OK to have placement try once more (memory was moved out of it: the
+ * coordinator's OOM resolution, policy/mig/), HL_EAGAIN (HL_NOWAIT: a
+ * migration was asked for, not waited for), or HL_ENOMEM.  NULL: none. */
+typedef int (*place_fail_fn)(size_t size, size_t align, unsigned need,
+			     unsigned flags, uint32_t region);
 void place_set_fail_hook(place_fail_fn fn);
 
 #endif

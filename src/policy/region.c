@@ -30,6 +30,15 @@ struct hl_region region_tab[HL_MAX_REGIONS];
 static __thread uint64_t region_pend_low, region_pend_high;
 static __thread int region_in_notify;
 static void (*region_wmark_hook)(struct hl_region *r, hl_region_event_t ev);
+static void (*region_created_hook)(void);
+static int (*region_evac_hook)(uint32_t id, bool dry, uint64_t *moved);
+
+void region_set_mig_hooks(void (*created)(void),
+			  int (*evacuate)(uint32_t id, bool dry, uint64_t *moved))
+{
+	region_created_hook = created;
+	region_evac_hook = evacuate;
+}
 
 _Static_assert(HL_MAX_REGIONS <= 64, "one bit per region in a task's set");
 
@@ -129,6 +138,27 @@ void region_live(struct hl_region *r, sb_arena_t *a, int64_t bytes, int64_t bloc
 	lf_fetch_add_relaxed(&a->task->live_bytes, (uint64_t)bytes);
 	lf_fetch_add_relaxed(&a->task->live_blocks, (uint64_t)blocks);
 	lf_fetch_add_relaxed(blocks > 0 ? &r->allocs : &r->frees, 1);
+}
+
+void region_live_move(struct hl_region *fr, sb_arena_t *from, struct hl_region *tr,
+		      sb_arena_t *to, int64_t bytes, int64_t blocks)
+{
+	/* Into the target first: a delete of the source that reads its
+	 * count falling to 0 finds the blocks counted somewhere. */
+	lf_fetch_add_relaxed(&tr->live_bytes, (uint64_t)bytes);
+	lf_fetch_add_acq_rel(&tr->live_blocks, (uint64_t)blocks);
+	lf_fetch_add_relaxed(&to->live_bytes, (uint64_t)bytes);
+	lf_fetch_add_relaxed(&to->live_blocks, (uint64_t)blocks);
+	lf_fetch_sub_relaxed(&fr->live_bytes, (uint64_t)bytes);
+	lf_fetch_sub_acq_rel(&fr->live_blocks, (uint64_t)blocks);
+	lf_fetch_sub_relaxed(&from->live_bytes, (uint64_t)bytes);
+	lf_fetch_sub_relaxed(&from->live_blocks, (uint64_t)blocks);
+	if (from->task != to->task) {
+		lf_fetch_sub_relaxed(&from->task->live_bytes, (uint64_t)bytes);
+		lf_fetch_sub_relaxed(&from->task->live_blocks, (uint64_t)blocks);
+		lf_fetch_add_relaxed(&to->task->live_bytes, (uint64_t)bytes);
+		lf_fetch_add_relaxed(&to->task->live_blocks, (uint64_t)blocks);
+	}
 }
 
 void region_large_freed(unsigned arena, void *p, size_t len)
@@ -294,6 +324,8 @@ HL_EXPORT int hl_region_create(const hl_region_attr_t *user, hl_region_t **out)
 	region_pend_low &= ~((uint64_t)1 << r->id);
 	lf_store_release(&r->state, (uint32_t)REGION_ALIVE);
 	*out = r;
+	if (region_created_hook)
+		region_created_hook();
 	return HL_OK;
 }
 
@@ -312,6 +344,29 @@ static void region_release(struct hl_region *r)
 static void region_sweep_now(sb_arena_t *a)
 {
 	sb_sweep_arena(a, true);
+}
+
+/* Delete a region that holds blocks: the coordinator plans first (a
+ * refusal changes nothing), then the region is closed to new allocations,
+ * every superblock moved out, and the region released; if a move fails
+ * midway, the region is open again and what moved stays moved. */
+static int region_delete_evacuating(struct hl_region *r)
+{
+	uint64_t moved;
+	if (!region_evac_hook || region_evac_hook(r->id, true, &moved) != HL_OK)
+		return HL_EBUSY;
+	int e = region_quiesce(r, REGION_DELETING);
+	if (e)
+		return e;
+	region_each_arena(r, region_sweep_now);   /* empty superblocks need no move */
+	e = region_evac_hook(r->id, false, &moved);
+	region_each_arena(r, region_sweep_now);
+	if (e == HL_OK && !lf_load_acquire(&r->live_blocks) && !lf_load_acquire(&r->bk->backed)) {
+		region_release(r);
+		return HL_OK;
+	}
+	lf_store_release(&r->state, (uint32_t)REGION_ALIVE);
+	return HL_EBUSY;
 }
 
 HL_EXPORT int hl_region_delete(hl_region_t *region)
@@ -335,7 +390,7 @@ HL_EXPORT int hl_region_delete(hl_region_t *region)
 		return HL_OK;
 	}
 	if (lf_load_acquire(&r->live_blocks))
-		return HL_EBUSY;
+		return region_delete_evacuating(r);
 	int e = region_quiesce(r, REGION_DELETING);
 	if (e)
 		return e;

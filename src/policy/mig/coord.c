@@ -1,0 +1,645 @@
+/*
+ * The coordinator: one thread that carries out migrations, the queue that
+ * reaches it, and the entry points that ask for them.
+ *
+ * Requests.  A thread asks through its request record: type-stable (a
+ * static pool, never freed), one per thread, taken on first use and given
+ * back at thread exit.  Its state word says where it is:
+ *   IDLE -> POSTED (the owner enqueues it) -> BUSY (the coordinator took
+ *   it) -> DONE (result in it; the owner reads it and sets IDLE).
+ *   A waiter that gives up turns POSTED into CANCELLED (the coordinator
+ *   skips it) or BUSY into ABANDONED (the coordinator finishes, and sets
+ *   IDLE instead of DONE).  An asynchronous request (HL_NOWAIT) goes from
+ *   BUSY straight back to IDLE.
+ * The queue is liburcu's wait-free wfcqueue (lf/wfq.h); the coordinator
+ * is its only consumer.  Nothing here allocates: the coordinator's
+ * snapshots are mapped once when it starts.
+ *
+ * Who waits: free, and every allocation that can be served without
+ * migration, never reach this file.  An allocation that would otherwise
+ * fail waits for its request at most HEAPLIB_MIGRATE_WAIT_MS, then fails
+ * (ENOMEM); with HL_NOWAIT it gets HL_EAGAIN at once while the
+ * coordinator works.  hl_migrate, hl_task_migrate and hl_region_delete's
+ * evacuation wait until their request is done.
+ *
+ * fork: prepare parks the coordinator between two moves; the parent lets
+ * it go on; the child has no coordinator (a new one starts on the next
+ * request) and no request of the parent's threads.  exit: a destructor
+ * stops it between two moves.
+ */
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <string.h>
+
+#include "policy/mig/mig.h"
+#include "wfq.h"
+
+#define MIG_NREQ 4096u
+#define MIG_SNAP_SB 65536u      /* superblocks looked at per round */
+#define MIG_BUSY_TRIES 16       /* claims of a superblock in use */
+
+enum { RQ_FREE = 0, RQ_IDLE, RQ_POSTED, RQ_BUSY, RQ_DONE, RQ_CANCELLED, RQ_ABANDONED };
+enum { RQ_PTR = 1, RQ_TASK, RQ_EVAC, RQ_OOM };
+
+typedef struct mig_req {
+	lf_wfq_node_t node;
+	uint32_t state;
+	uint32_t orphan;        /* its thread exited */
+	uint32_t link;          /* free stack */
+	uint32_t kind;
+	bool async;
+	const void *ptr;        /* RQ_PTR */
+	struct hl_task *task;   /* RQ_TASK */
+	uint32_t region;        /* RQ_EVAC, RQ_OOM */
+	uint64_t want;          /* RQ_OOM */
+	bool dry;               /* RQ_EVAC: plan only */
+	hl_place_t place;
+	bool has_place;
+	int result;
+	uint64_t moved_bytes;
+} mig_req_t;
+
+static mig_req_t mig_reqs[MIG_NREQ];
+static uint32_t mig_reqs_next;
+static lf_tstack_t mig_reqs_free;
+static __thread mig_req_t *mig_self HL_TLS;
+
+static lf_wfq_t mig_q;
+static uint32_t mig_started;    /* 0 none, 1 starting, 2 running */
+static uint32_t mig_wake;       /* bumped on every post (futex word) */
+static uint32_t mig_pause, mig_paused, mig_stop, mig_stopped;
+static pthread_t mig_thread;
+
+static mig_sbsnap_t *mig_sb;    /* the coordinator's snapshot buffers */
+static mig_move_t *mig_mv;
+
+static struct {
+	uint64_t moves[MIG_NTIERS], bytes[MIG_NTIERS];
+	uint64_t refused[MIG_NWHY];
+	uint64_t requests, timeouts;
+	uint64_t move_us[HL_MIGRATE_HIST], protect_us[HL_MIGRATE_HIST];
+} mig_st;
+
+_Static_assert(MIG_NWHY <= HL_MIGRATE_WHY, "every reason has a counter");
+_Static_assert(MIG_NTIERS == HL_MIGRATE_TIERS, "one counter a tier");
+
+/* ---- request records ---------------------------------------------------- */
+
+static uint32_t *mig_req_link(void *ctx, uint32_t idx)
+{
+	(void)ctx;
+	return &mig_reqs[idx - 1].link;
+}
+
+static void mig_req_free(mig_req_t *q)
+{
+	lf_tstack_push(&mig_reqs_free, (uint32_t)(q - mig_reqs) + 1, &q->link);
+}
+
+/* The calling thread's record, IDLE; NULL when the pool is spent or the
+ * record is still in the coordinator's hands from an earlier request. */
+static mig_req_t *mig_req_get(void)
+{
+	mig_req_t *q = mig_self;
+	if (!q) {
+		uint32_t idx = lf_tstack_pop(&mig_reqs_free, mig_req_link, NULL);
+		if (idx) {
+			q = &mig_reqs[idx - 1];
+		} else {
+			int64_t n = ctr_take_bounded(&mig_reqs_next, MIG_NREQ);
+			if (n < 0)
+				return NULL;
+			q = &mig_reqs[n];
+		}
+		lf_store_relaxed(&q->orphan, 0u);
+		lf_store_release(&q->state, (uint32_t)RQ_IDLE);
+		mig_self = q;
+		thread_exit_ensure();
+	}
+	return lf_load_acquire(&q->state) == RQ_IDLE ? q : NULL;
+}
+
+/* The record reached a final state s (IDLE or DONE) on the coordinator's
+ * side: if its thread is gone, the record goes back to the pool. */
+static void mig_req_settle(mig_req_t *q, uint32_t s)
+{
+	if (lf_load_seq_cst(&q->orphan) && lf_cas_strong_seq_cst(&q->state, &s, (uint32_t)RQ_FREE))
+		mig_req_free(q);
+}
+
+void mig_thread_exit(void)
+{
+	mig_req_t *q = mig_self;
+	if (!q)
+		return;
+	mig_self = NULL;
+	lf_store_seq_cst(&q->orphan, 1u);
+	for (;;) {
+		uint32_t s = lf_load_seq_cst(&q->state);
+		if (s == RQ_IDLE || s == RQ_DONE) {
+			if (lf_cas_strong_seq_cst(&q->state, &s, (uint32_t)RQ_FREE))
+				mig_req_free(q);
+			else
+				continue;
+		} else if (s == RQ_POSTED) {
+			if (!lf_cas_strong_seq_cst(&q->state, &s, (uint32_t)RQ_CANCELLED))
+				continue;
+		}
+		return;   /* BUSY, CANCELLED, ABANDONED: the coordinator frees it */
+	}
+}
+
+/* ---- the thread --------------------------------------------------------- */
+
+static void mig_hist(uint64_t *h, uint64_t ns)
+{
+	static const uint64_t edge_us[HL_MIGRATE_HIST - 1] = { 10, 50, 100, 200, 500, 1000, 10000 };
+	uint64_t us = ns / 1000;
+	unsigned i = 0;
+	while (i < HL_MIGRATE_HIST - 1 && us >= edge_us[i])
+		i++;
+	lf_fetch_add_relaxed(&h[i], 1);
+}
+
+static unsigned mig_snap_regions(mig_rsnap_t *out)
+{
+	unsigned n = 0;
+	for (uint32_t id = 0; id < HL_MAX_REGIONS; id++) {
+		struct hl_region *r = region_at(id);
+		uint32_t st = lf_load_acquire(&r->state);
+		if (st != REGION_ALIVE && st != REGION_DELETING)
+			continue;
+		bk_t *bk = r->bk;
+		out[n++] = (mig_rsnap_t){
+			.id = id, .open = st == REGION_ALIVE && !lf_load_relaxed(&r->inherited),
+			.reach = lf_load_relaxed(&r->reach), .secure = lf_load_relaxed(&bk->secure),
+			.node = lf_load_relaxed(&r->node), .kind = bk->kind,
+			.capacity = lf_load_relaxed(&bk->capacity), .backed = lf_load_relaxed(&bk->backed),
+			.wmin = lf_load_relaxed(&r->wmin),
+		};
+	}
+	return n;
+}
+
+typedef struct mig_scan {
+	const mig_req_t *q;
+	size_t n;
+	const void *ptr_base;   /* RQ_PTR: the superblock wanted */
+	uint32_t default_hits;  /* superblocks of arena 0 that matched */
+} mig_scan_t;
+
+static void mig_scan_one(pm_slot_t *rec, void *ctx)
+{
+	mig_scan_t *c = ctx;
+	if (c->n >= MIG_SNAP_SB)
+		return;
+	uint64_t w = lf_load_acquire(&rec->word);
+	hl_desc_t *d = desc_at(PM_DESC(w));
+	unsigned ai = PM_ARENA(w);
+	sb_arena_t *a = ai < HL_MAX_ARENAS ? sb_arena(ai) : NULL;
+	if (!a)
+		return;
+	const mig_req_t *q = c->q;
+	switch (q->kind) {
+	case RQ_PTR:
+		if (d->base != c->ptr_base)
+			return;
+		break;
+	case RQ_TASK:
+		if (a->task != q->task)
+			return;
+		break;
+	default:
+		if (a->region != q->region)
+			return;
+		break;
+	}
+	if (ai == 0) {
+		c->default_hits++;
+		return;
+	}
+	struct hl_task *t = a->task;
+	c->n++;
+	mig_sb[c->n - 1] = (mig_sbsnap_t){
+		.desc = PM_DESC(w), .region = a->region, .task = t->id,
+		.need = lf_load_relaxed(&d->need), .allowed = t->allowed,
+		.task_secure = t->secure != 0,
+		.bytes = (uint64_t)d->nslots << HL_SLOT_SHIFT,
+		.live = (uint64_t)(d->maxcount - sb_free_count(d)) * sc_table[d->cls].size,
+	};
+}
+
+/* The target set a placement names (all regions: 0). */
+static uint64_t mig_targets(const hl_place_t *p)
+{
+	if (!p)
+		return 0;
+	uint64_t m = 0;
+	unsigned need = p->reach ? p->reach : HL_REACH_SYS;
+	for (uint32_t id = 0; id < HL_MAX_REGIONS; id++) {
+		struct hl_region *r = region_at(id);
+		if ((lf_load_relaxed(&r->reach) & need) == need && (!p->region || p->region == r))
+			m |= (uint64_t)1 << id;
+	}
+	return m ? m : (uint64_t)1 << 63;   /* none: a set that matches nothing */
+}
+
+static int mig_result_of(int why)
+{
+	switch (why) {
+	case MIG_OK: return HL_OK;
+	case MIG_R_NOROOM: return HL_ENOMEM;
+	case MIG_R_BUSY: return HL_EBUSY;
+	case MIG_R_REACH: return HL_ENOREGION;
+	default: return HL_EPERM;
+	}
+}
+
+static bool mig_in_region(unsigned arena, void *ctx)
+{
+	sb_arena_t *a = arena < HL_MAX_ARENAS ? sb_arena(arena) : NULL;
+	return a && a->region == *(const uint32_t *)ctx;
+}
+
+static void mig_serve(mig_req_t *q)
+{
+	mig_rsnap_t rs[HL_MAX_REGIONS];
+	unsigned nr = mig_snap_regions(rs);
+	mig_scan_t sc = { .q = q };
+	if (q->kind == RQ_PTR) {
+		pm_slot_t *rec = pm_lookup(q->ptr);
+		uint64_t w = rec ? lf_load_acquire(&rec->word) : 0;
+		if (!rec || PM_KIND(w) != PM_SMALL) {
+			q->result = large_arena_of(q->ptr) >= 0 ? HL_EPERM : HL_EINVAL;
+			if (q->result == HL_EPERM)
+				lf_fetch_add_relaxed(&mig_st.refused[MIG_R_LARGE], 1);
+			return;
+		}
+		sc.ptr_base = desc_at(PM_DESC(w))->base;
+	}
+	pm_scan(mig_scan_one, &sc);
+	mig_goal_t g = { .node = -1 };
+	switch (q->kind) {
+	case RQ_EVAC:
+		g.kind = MIG_G_EVACUATE;
+		g.from = q->region;
+		break;
+	case RQ_OOM:
+		g.kind = MIG_G_RELIEVE;
+		g.from = q->region;
+		g.want = q->want;
+		g.top_task_first = true;
+		break;
+	default:
+		g.kind = MIG_G_PLACE;
+		g.to = mig_targets(q->has_place ? &q->place : NULL);
+		g.node = q->has_place ? q->place.node : -1;
+		break;
+	}
+	mig_plan_t pl;
+	mig_plan(&g, rs, nr, mig_sb, sc.n, mig_mv, MIG_SNAP_SB, &pl);
+	if (q->kind == RQ_EVAC && large_count(mig_in_region, &q->region)) {
+		/* Large blocks do not move yet: the region cannot be emptied. */
+		lf_fetch_add_relaxed(&mig_st.refused[MIG_R_LARGE], 1);
+		pl.status = HL_EBUSY;
+	}
+	if (q->kind == RQ_EVAC && q->dry) {
+		q->moved_bytes = 0;
+		q->result = pl.status;
+		return;
+	}
+	int first = MIG_OK;
+	for (unsigned w = 1; w < MIG_NWHY; w++) {
+		lf_fetch_add_relaxed(&mig_st.refused[w], pl.refused[w]);
+		if (pl.refused[w] && first == MIG_OK)
+			first = (int)w;
+	}
+	if (sc.default_hits) {
+		lf_fetch_add_relaxed(&mig_st.refused[MIG_R_DEFAULT], sc.default_hits);
+		if (first == MIG_OK)
+			first = MIG_R_DEFAULT;
+	}
+	if (q->kind == RQ_PTR && !sc.n && !sc.default_hits)
+		first = MIG_R_BUSY;   /* retired meanwhile */
+	q->moved_bytes = 0;
+	if (pl.status != HL_OK) {
+		q->result = HL_EBUSY;
+		return;
+	}
+	for (size_t i = 0; i < pl.nmoves && !lf_load_acquire(&mig_stop); i++) {
+		const mig_move_t *m = &mig_mv[i];
+		int why = MIG_R_BUSY;
+		uint64_t ns = 0;
+		for (int k = 0; k < MIG_BUSY_TRIES && why == MIG_R_BUSY; k++) {
+			why = mig_move(&mig_sb[m->sb], region_at(m->to), m->tier, &ns);
+			if (why == MIG_R_BUSY)
+				sched_yield();
+		}
+		if (why != MIG_OK) {
+			lf_fetch_add_relaxed(&mig_st.refused[why], 1);
+			if (first == MIG_OK)
+				first = why;
+			if (q->kind == RQ_EVAC)
+				break;   /* the caller reopens the region */
+			continue;
+		}
+		lf_fetch_add_relaxed(&mig_st.moves[m->tier], 1);
+		lf_fetch_add_relaxed(&mig_st.bytes[m->tier], mig_sb[m->sb].bytes);
+		mig_hist(mig_st.move_us, ns);
+		q->moved_bytes += mig_sb[m->sb].bytes;
+	}
+	q->result = mig_result_of(first);
+	if (q->kind == RQ_OOM)
+		q->result = q->moved_bytes ? HL_OK : HL_ENOMEM;
+	if (q->kind == RQ_EVAC && first != MIG_OK)
+		q->result = HL_EBUSY;
+}
+
+static void mig_take(mig_req_t *q)
+{
+	uint32_t s = RQ_POSTED;
+	if (!lf_cas_strong_acq_rel(&q->state, &s, (uint32_t)RQ_BUSY)) {
+		/* Cancelled by a waiter that gave up. */
+		uint32_t c = RQ_CANCELLED;
+		if (lf_cas_strong_acq_rel(&q->state, &c, (uint32_t)RQ_IDLE))
+			mig_req_settle(q, RQ_IDLE);
+		return;
+	}
+	mig_serve(q);
+	uint32_t fin = q->async ? RQ_IDLE : RQ_DONE;
+	s = RQ_BUSY;
+	if (!lf_cas_strong_acq_rel(&q->state, &s, fin)) {
+		fin = RQ_IDLE;   /* abandoned by its waiter */
+		lf_store_release(&q->state, fin);
+	}
+	os_wake_word(&q->state);
+	mig_req_settle(q, fin);
+}
+
+static void *mig_main(void *arg)
+{
+	(void)arg;
+	sigset_t all;
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, NULL);   /* the program's signals are not ours */
+	for (;;) {
+		if (lf_load_acquire(&mig_stop)) {
+			lf_store_release(&mig_stopped, 1u);
+			os_wake_word(&mig_stopped);
+			return NULL;
+		}
+		if (lf_load_acquire(&mig_pause)) {
+			lf_store_release(&mig_paused, 1u);
+			os_wake_word(&mig_paused);
+			while (lf_load_acquire(&mig_pause) && !lf_load_acquire(&mig_stop))
+				os_wait_word(&mig_pause, 1u, 100);
+			lf_store_release(&mig_paused, 0u);
+			continue;
+		}
+		uint32_t v = lf_load_acquire(&mig_wake);
+		lf_wfq_node_t *n = lf_wfq_dequeue(&mig_q);
+		if (!n) {
+			os_wait_word(&mig_wake, v, 100);
+			continue;
+		}
+		mig_take((mig_req_t *)((char *)n - offsetof(mig_req_t, node)));
+	}
+}
+
+/* Start the coordinator if it is not running; false if it cannot be. */
+static bool mig_start(void)
+{
+	uint32_t s = lf_load_acquire(&mig_started);
+	if (s == 2)
+		return true;
+	if (s != 0 || !lf_cas_strong_acq_rel(&mig_started, &s, 1u)) {
+		/* Another thread is starting it: look a bounded number of times. */
+		for (int i = 0; i < 1000 && (s = lf_load_acquire(&mig_started)) == 1; i++)
+			sched_yield();
+		return s == 2;
+	}
+	if (!mig_sb) {
+		mig_sb = os_map(MIG_SNAP_SB * sizeof *mig_sb);
+		mig_mv = os_map(MIG_SNAP_SB * sizeof *mig_mv);
+	}
+	pthread_attr_t at;
+	bool ok = mig_sb && mig_mv && pthread_attr_init(&at) == 0;
+	if (ok) {
+		pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+		ok = pthread_create(&mig_thread, &at, mig_main, NULL) == 0;
+		pthread_attr_destroy(&at);
+	}
+	lf_store_release(&mig_started, ok ? 2u : 0u);
+	return ok;
+}
+
+/* Post q (IDLE, filled in) and, unless async, wait for it: at most ms
+ * milliseconds (0: until done).  Returns its result; HL_EAGAIN for an
+ * async post; HL_ENOMEM when the wait ran out. */
+static int mig_post(mig_req_t *q, uint32_t ms)
+{
+	lf_fetch_add_relaxed(&mig_st.requests, 1);
+	lf_wfq_node_init(&q->node);
+	lf_store_release(&q->state, (uint32_t)RQ_POSTED);
+	lf_wfq_enqueue(&mig_q, &q->node);
+	lf_fetch_add_acq_rel(&mig_wake, 1u);
+	os_wake_word(&mig_wake);
+	if (q->async)
+		return HL_EAGAIN;
+	uint32_t start = os_now_ms();
+	for (;;) {
+		uint32_t s = lf_load_acquire(&q->state);
+		if (s == RQ_DONE) {
+			int r = q->result;
+			lf_store_release(&q->state, (uint32_t)RQ_IDLE);
+			return r;
+		}
+		uint32_t spent = os_now_ms() - start;
+		if (ms && spent >= ms) {
+			uint32_t e = s;
+			if ((s == RQ_POSTED || s == RQ_BUSY) &&
+			    lf_cas_strong_acq_rel(&q->state, &e,
+						  s == RQ_POSTED ? (uint32_t)RQ_CANCELLED
+								 : (uint32_t)RQ_ABANDONED)) {
+				lf_fetch_add_relaxed(&mig_st.timeouts, 1);
+				return HL_ENOMEM;
+			}
+			continue;   /* it changed under us: look again */
+		}
+		os_wait_word(&q->state, s, ms ? ms - spent : 100);
+	}
+}
+
+/* ---- what asks for moves ------------------------------------------------ */
+
+/* Placement's fail hook: every qualifying region refused memory.  Ask for
+ * room in the first one (the nearest), and wait for it, bounded. */
+static int mig_oom(size_t size, size_t align, unsigned need, unsigned flags,
+		   uint32_t region)
+{
+	(void)align;
+	(void)need;
+	if (region == 0 || !lf_load_acquire(&mig_started) || !hl_config.migrate_wait_ms)
+		return HL_ENOMEM;   /* no coordinator, or no migration asked for */
+	mig_req_t *q = mig_req_get();
+	if (!q)
+		return flags & HL_NOWAIT ? HL_EAGAIN : HL_ENOMEM;
+	q->kind = RQ_OOM;
+	q->region = region;
+	q->want = size < HL_SLOT_SIZE ? HL_SLOT_SIZE : size;
+	q->has_place = false;
+	q->async = (flags & HL_NOWAIT) != 0;
+	return mig_post(q, hl_config.migrate_wait_ms);
+}
+
+/* region.c's evacuation hook: move every superblock out of region id
+ * (closed to new allocations by the caller). */
+static int mig_evacuate(uint32_t region, bool dry, uint64_t *moved)
+{
+	*moved = 0;
+	if (!mig_start())
+		return HL_ENOMEM;
+	mig_req_t *q = mig_req_get();
+	if (!q)
+		return HL_ENOMEM;
+	q->kind = RQ_EVAC;
+	q->region = region;
+	q->dry = dry;
+	q->has_place = false;
+	q->async = false;
+	int e = mig_post(q, 0);
+	*moved = q->moved_bytes;
+	return e;
+}
+
+static void mig_region_created(void)
+{
+	mig_start();
+}
+
+HL_EXPORT int hl_migrate(void *ptr, const hl_place_t *place, unsigned flags)
+{
+	if (!ptr || (place && place->region && !region_handle_ok(place->region)) ||
+	    (place && (place->reach & ~REGION_REACH_ALL)) || (flags & ~(unsigned)HL_NOWAIT))
+		return HL_EINVAL;
+	hl_ensure_init();
+	if (!mig_start())
+		return HL_ENOMEM;
+	mig_req_t *q = mig_req_get();
+	if (!q)
+		return flags & HL_NOWAIT ? HL_EAGAIN : HL_EBUSY;
+	q->kind = RQ_PTR;
+	q->ptr = ptr;
+	q->has_place = place != NULL;
+	if (place)
+		q->place = *place;
+	q->async = (flags & HL_NOWAIT) != 0;
+	return mig_post(q, 0);
+}
+
+HL_EXPORT int hl_task_migrate(hl_task_t *task, const hl_place_t *place, unsigned flags)
+{
+	if (!task || (place && place->region && !region_handle_ok(place->region)) ||
+	    (place && (place->reach & ~REGION_REACH_ALL)) || (flags & ~(unsigned)HL_NOWAIT))
+		return HL_EINVAL;
+	hl_ensure_init();
+	if (!mig_start())
+		return HL_ENOMEM;
+	mig_req_t *q = mig_req_get();
+	if (!q)
+		return flags & HL_NOWAIT ? HL_EAGAIN : HL_EBUSY;
+	q->kind = RQ_TASK;
+	q->task = task;
+	q->has_place = place != NULL;
+	if (place)
+		q->place = *place;
+	q->async = (flags & HL_NOWAIT) != 0;
+	return mig_post(q, 0);
+}
+
+HL_EXPORT int hl_migrate_stats(hl_migrate_stats_t *out)
+{
+	if (!hl_struct_out_ok(out))
+		return HL_EINVAL;
+	hl_migrate_stats_t st = { .struct_size = sizeof st };
+	for (unsigned i = 0; i < MIG_NTIERS; i++) {
+		st.moves[i] = lf_load_relaxed(&mig_st.moves[i]);
+		st.bytes[i] = lf_load_relaxed(&mig_st.bytes[i]);
+	}
+	for (unsigned i = 0; i < MIG_NWHY; i++)
+		st.refused[i] = lf_load_relaxed(&mig_st.refused[i]);
+	for (unsigned i = 0; i < HL_MIGRATE_HIST; i++) {
+		st.move_us[i] = lf_load_relaxed(&mig_st.move_us[i]);
+		st.protect_us[i] = lf_load_relaxed(&mig_st.protect_us[i]);
+	}
+	st.requests = lf_load_relaxed(&mig_st.requests);
+	st.waits_timed_out = lf_load_relaxed(&mig_st.timeouts);
+	st.running = lf_load_acquire(&mig_started) == 2;
+	st.uffd = 0;
+	strncpy(st.uffd_reason, "backing moves are not built into this version",
+		sizeof st.uffd_reason - 1);
+	hl_struct_out(out, &st, sizeof st);
+	return HL_OK;
+}
+
+HL_EXPORT const char *hl_migrate_why_name(unsigned i)
+{
+	return i < MIG_NWHY ? mig_why_name((int)i) : NULL;
+}
+
+/* ---- fork and exit ------------------------------------------------------ */
+
+static void mig_fork_prepare(void)
+{
+	if (lf_load_acquire(&mig_started) != 2)
+		return;
+	lf_store_release(&mig_pause, 1u);
+	lf_fetch_add_acq_rel(&mig_wake, 1u);
+	os_wake_word(&mig_wake);
+	while (!lf_load_acquire(&mig_paused))
+		os_wait_word(&mig_paused, 0u, 10);
+}
+
+static void mig_fork_parent(void)
+{
+	lf_store_release(&mig_pause, 0u);
+	os_wake_word(&mig_pause);
+}
+
+static void mig_fork_child(void)
+{
+	/* No coordinator here, and no request of the parent's threads. */
+	memset(mig_reqs, 0, sizeof mig_reqs);
+	lf_store_relaxed(&mig_reqs_next, 0u);
+	lf_tstack_init(&mig_reqs_free);
+	mig_self = NULL;
+	lf_wfq_init(&mig_q);
+	lf_store_relaxed(&mig_pause, 0u);
+	lf_store_relaxed(&mig_paused, 0u);
+	lf_store_relaxed(&mig_started, 0u);
+}
+
+__attribute__((destructor)) static void mig_exit(void)
+{
+	if (lf_load_acquire(&mig_started) != 2)
+		return;
+	lf_store_release(&mig_stop, 1u);
+	lf_fetch_add_acq_rel(&mig_wake, 1u);
+	os_wake_word(&mig_wake);
+	os_wake_word(&mig_pause);
+	/* Between two moves, bounded: a move takes microseconds. */
+	for (int i = 0; i < 20 && !lf_load_acquire(&mig_stopped); i++)
+		os_wait_word(&mig_stopped, 0u, 10);
+}
+
+void mig_init(void)
+{
+	lf_wfq_init(&mig_q);
+	lf_tstack_init(&mig_reqs_free);
+	thread_exit_register(THREAD_EXIT_MIG, mig_thread_exit);
+	thread_atfork_register(mig_fork_prepare, mig_fork_parent, mig_fork_child);
+	place_set_fail_hook(mig_oom);
+	region_set_mig_hooks(mig_region_created, mig_evacuate);
+}

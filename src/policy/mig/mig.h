@@ -1,0 +1,128 @@
+/*
+ * policy/mig/: nomadic memory, the coordinator (DESIGN.md section 5).  The
+ * rule of this folder: its files call policy/ (placement, tasks,
+ * regions), core/, mem/, base/ and lf/, and each other only along
+ * coord -> move, coord -> plan; never api/.
+ *
+ *   plan.c   which superblock goes where: pure (snapshots of regions and
+ *            superblocks in, a list of moves out), tested without threads
+ *   move.c   moves one superblock: claim it from the core, change what
+ *            backs it or only its books, retag its slot records, release
+ *   coord.c  when: the coordinator thread, its request queue (liburcu's
+ *            wfcqueue through lf/wfq.h), waiting with a bound, fork and
+ *            exit, statistics, and the hl_migrate* entry points
+ */
+#ifndef HL_MIG_H
+#define HL_MIG_H
+
+#include "policy/policy.h"
+
+/* How a superblock moves: the cheapest way that is safe. */
+enum mig_tier {
+	MIG_T_ACCOUNT = 1,   /* same kind of memory: only the books change */
+	MIG_T_ATTR = 2,      /* page attributes in place (lock, dump, wipe) */
+	MIG_T_NODE = 3,      /* another NUMA node: the kernel moves the pages */
+	MIG_T_BACKING = 4,   /* another backing: copy under write protection */
+	MIG_NTIERS = 5
+};
+
+/* Why a move was refused (statistics count each). */
+enum mig_why {
+	MIG_OK = 0,
+	MIG_R_PINNED,    /* a block of it was allocated HL_NOMIGRATE */
+	MIG_R_SECURE,    /* secure memory, no secure region would take it */
+	MIG_R_REACH,     /* no region reachable as its blocks need */
+	MIG_R_CPU,       /* CPU-private memory never moves */
+	MIG_R_BUFFER,    /* a user buffer's addresses are the user's */
+	MIG_R_HUGETLB,   /* huge-page backings move only in 2 MiB groups */
+	MIG_R_NOROOM,    /* no qualifying region has room above its min */
+	MIG_R_NOUFFD,    /* backing moves need userfaultfd (see the reason) */
+	MIG_R_MAPS,      /* the mapping budget (vm.max_map_count / 2) */
+	MIG_R_BUSY,      /* its superblock could not be claimed (in use) */
+	MIG_R_LARGE,     /* large blocks do not move yet */
+	MIG_R_NUMA,      /* move_pages refused */
+	MIG_R_DEFAULT,   /* malloc's own heap (thread-cached, not counted
+			  * per block) does not move yet */
+	MIG_NWHY
+};
+
+/* ---- plan.c ------------------------------------------------------------- */
+
+/* A region as the planner sees it. */
+typedef struct mig_rsnap {
+	uint32_t id;
+	bool open;              /* alive and taking new memory */
+	unsigned reach;
+	bool secure;
+	int node;
+	hl_backing_t kind;
+	uint64_t capacity;      /* 0: unbounded */
+	uint64_t backed;
+	uint64_t wmin;
+} mig_rsnap_t;
+
+/* A superblock (or, later, a large block) as the planner sees it. */
+typedef struct mig_sbsnap {
+	uint32_t desc;          /* descriptor index */
+	uint32_t region;        /* where it is */
+	uint32_t task;          /* the task's id (0: the default task) */
+	uint32_t need;          /* hl_desc_t.need: reach | HL_NEED_* */
+	uint64_t allowed;       /* the regions its task may use */
+	bool task_secure;
+	uint64_t bytes;         /* span bytes */
+	uint64_t live;          /* live bytes in it (ordering only) */
+} mig_sbsnap_t;
+
+enum mig_goal_kind {
+	MIG_G_EVACUATE = 1,     /* all of `from`, or nothing (HL_EBUSY) */
+	MIG_G_RELIEVE = 2,      /* `want` bytes out of `from`, as far as it goes */
+	MIG_G_PLACE = 3,        /* the given superblocks onto `to` */
+};
+
+typedef struct mig_goal {
+	enum mig_goal_kind kind;
+	uint32_t from;          /* EVACUATE, RELIEVE: the source region */
+	uint64_t want;          /* RELIEVE: bytes to move out */
+	uint64_t to;            /* target regions (bit per id); 0: any */
+	int node;               /* preferred node, -1: none */
+	bool top_task_first;    /* superblocks of the task holding most first */
+	bool numa;              /* the machine has several nodes */
+} mig_goal_t;
+
+typedef struct mig_move {
+	uint32_t sb;            /* index into the snapshot */
+	uint32_t to;            /* region id */
+	uint8_t tier;           /* enum mig_tier */
+} mig_move_t;
+
+typedef struct mig_plan {
+	size_t nmoves;
+	uint64_t bytes;                 /* planned */
+	uint64_t refused_bytes;
+	uint32_t refused[MIG_NWHY];     /* superblocks, by reason */
+	int status;                     /* HL_OK, HL_EBUSY (EVACUATE: nothing planned) */
+} mig_plan_t;
+
+/* Plan goal g over regions r[0..nr) and superblocks sb[0..nsb) (in any
+ * order; sb may be reordered); at most cap moves into mv.  Pure: reads
+ * only its arguments. */
+void mig_plan(const mig_goal_t *g, const mig_rsnap_t *r, unsigned nr,
+	      mig_sbsnap_t *sb, size_t nsb, mig_move_t *mv, size_t cap, mig_plan_t *out);
+/* The tier of a move from region a to region b (0 with *why when it can
+ * never be done). */
+unsigned mig_tier_of(const mig_rsnap_t *a, const mig_rsnap_t *b, bool numa, int *why);
+const char *mig_why_name(int why);
+
+/* ---- move.c ------------------------------------------------------------- */
+/* Move superblock s (of a snapshot) to region to with the planned tier:
+ * MIG_OK (the time it took in *ns) or the reason it did not move (then
+ * nothing changed). */
+int mig_move(const mig_sbsnap_t *s, struct hl_region *to, unsigned tier, uint64_t *ns);
+
+/* ---- coord.c ------------------------------------------------------------ */
+/* Registered at start (api/init.c): the hooks of placement and regions,
+ * the thread-exit and fork steps.  Starts no thread. */
+void mig_init(void);
+void mig_thread_exit(void);
+
+#endif

@@ -1,0 +1,164 @@
+/*
+ * Moving one superblock: the mechanism, no policy.  Only the coordinator
+ * thread calls it.
+ *
+ *   1. reserve the span's bytes in the target arena's account (capacity
+ *      and quota, by CAS: a full target refuses before anything changed);
+ *   2. claim the superblock from the core (sb_claim: it then is ours, as
+ *      a popper holds one; frees go on pushing into it all along);
+ *   3. check again what the snapshot said: same superblock, same arena,
+ *      no pinned block since, the target still qualifies;
+ *   4. change what must change for the tier: nothing (books only), the
+ *      pages' attributes (lock, out of dumps), their node, their backing;
+ *   5. retag it to the target arena (slot records, the anchor's epoch):
+ *      from then on every free is booked to the target, and a free whose
+ *      push landed before it to the source;
+ *   6. move the books (live bytes and blocks as the anchor counted them
+ *      at the flip, the span's backed bytes, superblock counts) and let
+ *      go of it into the target arena.
+ * Nobody waits for a move: allocating threads find the superblock gone
+ * from its slot for a moment and take another.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "policy/mig/mig.h"
+
+/* Hazard slot of the coordinator's record used while it looks at a
+ * descriptor of a snapshot (0 and 1 are the partial lists'). */
+#define MOVE_HP 2
+
+static bool move_qualifies(const struct hl_region *to, uint32_t need, bool task_secure)
+{
+	unsigned reach = need & REGION_REACH_ALL;
+	if (need & (HL_NEED_PINNED | HL_REACH_CPU))
+		return false;
+	if ((lf_load_relaxed(&to->reach) & reach) != reach)
+		return false;
+	return !((need & HL_NEED_SECURE) || task_secure) || lf_load_relaxed(&to->bk->secure);
+}
+
+/* Tier 3: the kernel moves the pages to the target's node.  One node
+ * here: the call is made, and its refusals are ours. */
+static int move_node(hl_desc_t *d, int node)
+{
+	enum { MAXP = HL_MAX_SB_SLOTS * (HL_SLOT_SIZE / HL_PAGE) };
+	void *pages[MAXP];
+	int nodes[MAXP], status[MAXP];
+	unsigned long n = ((unsigned long)d->nslots << HL_SLOT_SHIFT) / HL_PAGE;
+	for (unsigned long i = 0; i < n; i++) {
+		pages[i] = d->base + i * HL_PAGE;
+		nodes[i] = node;
+	}
+	int saved = errno;
+	long rc = syscall(SYS_move_pages, 0, n, pages, nodes, status, 1 /* MPOL_MF_MOVE */);
+	errno = saved;
+	return rc < 0 ? MIG_R_NUMA : MIG_OK;
+}
+
+/* Tier 4: another backing, under a userfaultfd write-protect barrier
+ * (mem/); refused where that mechanism is not available. */
+static int move_backing(hl_desc_t *d, bk_t *from, bk_t *to)
+{
+	(void)d;
+	(void)from;
+	(void)to;
+	return MIG_R_NOUFFD;
+}
+
+int mig_move(const mig_sbsnap_t *s, struct hl_region *to_r, unsigned tier, uint64_t *ns)
+{
+	uint64_t t0 = os_now_ns();
+	lf_hp_rec_t *hp = desc_hp_rec();
+	if (!hp)
+		return MIG_R_BUSY;
+	hl_desc_t *d = desc_at(s->desc);
+	lf_hp_set(hp, MOVE_HP, d);
+	/* Protected, then checked: a descriptor reused since the snapshot is
+	 * another superblock. */
+	unsigned fai = desc_arena_id(d);
+	sb_arena_t *from = fai < HL_MAX_ARENAS ? sb_arena(fai) : NULL;
+	int why = MIG_R_BUSY;
+	if (!from || from->id == 0 || from->region != s->region ||
+	    lf_load_relaxed(&d->nslots) == 0 ||
+	    ((uint64_t)d->nslots << HL_SLOT_SHIFT) != s->bytes) {
+		lf_hp_clear(hp, MOVE_HP);
+		return from && from->id == 0 ? MIG_R_DEFAULT : MIG_R_BUSY;
+	}
+	struct hl_region *fr = region_at(from->region);
+	struct hl_task *t = from->task;
+	uint64_t bytes = s->bytes;
+	sb_arena_t *to = NULL;
+	int err;
+	if (!region_enter(to_r)) {
+		why = MIG_R_NOROOM;
+		goto out_leave;
+	}
+	to = task_arena_use(t, to_r);
+	if (!to || to->id == 0) {
+		why = to ? MIG_R_DEFAULT : MIG_R_NOROOM;
+		goto out_leave;
+	}
+	if (!bk_reserve(&to->acct, bytes, &err)) {
+		why = MIG_R_NOROOM;
+		goto out_done;
+	}
+	if (!sb_claim(d)) {
+		why = MIG_R_BUSY;
+		goto out_unreserve;
+	}
+	uint32_t need = lf_load_acquire(&d->need);
+	why = MIG_OK;
+	if (desc_arena_id(d) != fai)
+		why = MIG_R_BUSY;
+	else if (need & HL_NEED_PINNED)
+		why = MIG_R_PINNED;
+	else if (!move_qualifies(to_r, need, t->secure || fr->bk->secure))
+		why = MIG_R_SECURE;
+	if (why == MIG_OK) {
+		bk_t *fb = fr->bk, *tb = to_r->bk;
+		switch (tier) {
+		case MIG_T_ATTR:
+			if (tb->secure && !fb->secure && !os_lock(d->base, bytes))
+				why = MIG_R_SECURE;
+			break;
+		case MIG_T_NODE:
+			why = move_node(d, lf_load_relaxed(&to_r->node));
+			break;
+		case MIG_T_BACKING:
+			why = move_backing(d, fb, tb);
+			break;
+		default:
+			break;
+		}
+	}
+	if (why != MIG_OK) {
+		sb_release_owned(d);
+		goto out_unreserve;
+	}
+	uint32_t live = sb_retag_owned(d, to);
+	int64_t lb = (int64_t)live * sc_table[d->cls].size;
+	region_live_move(fr, from, to_r, to, lb, live);
+	lf_fetch_sub_relaxed(&from->superblocks, 1);
+	lf_fetch_add_relaxed(&to->superblocks, 1);
+	lf_fetch_sub_relaxed(&fr->bk->superblocks, 1);
+	lf_fetch_add_relaxed(&to_r->bk->superblocks, 1);
+	bk_unreserve(&from->acct, bytes);
+	lf_store_relaxed(&to->last_ms, os_now_ms());
+	sb_release_owned(d);
+	task_arena_done(to);
+	region_leave(to_r);
+	lf_hp_clear(hp, MOVE_HP);
+	*ns = os_now_ns() - t0;
+	return MIG_OK;
+out_unreserve:
+	bk_unreserve(&to->acct, bytes);
+out_done:
+	task_arena_done(to);
+out_leave:
+	region_leave(to_r);
+	lf_hp_clear(hp, MOVE_HP);
+	return why;
+}
