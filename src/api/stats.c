@@ -112,6 +112,17 @@ HL_EXPORT void hl_stats_print(FILE *out)
 			id, (unsigned long long)rs.events_high);
 	}
 	task_each(stats_print_task, out);
+	hl_migrate_stats_t ms = { .struct_size = sizeof ms };
+	hl_migrate_stats(&ms);
+	fprintf(out, "migrate_running %d\nmigrate_requests %llu\nmigrate_waits_timed_out %llu\n",
+		ms.running, (unsigned long long)ms.requests, (unsigned long long)ms.waits_timed_out);
+	for (unsigned i = 1; i < HL_MIGRATE_TIERS; i++)
+		fprintf(out, "migrate_tier%u_moves %llu\nmigrate_tier%u_bytes %llu\n", i,
+			(unsigned long long)ms.moves[i], i, (unsigned long long)ms.bytes[i]);
+	for (unsigned i = 1; hl_migrate_why_name(i); i++)
+		fprintf(out, "migrate_refused_%s %llu\n", hl_migrate_why_name(i),
+			(unsigned long long)ms.refused[i]);
+	fprintf(out, "migrate_uffd %d\n", ms.uffd);
 }
 
 
