@@ -484,6 +484,15 @@ static int mig_oom(size_t size, size_t align, unsigned need, unsigned flags,
 	if (region == 0 || !lf_load_acquire(&mig_started) || !hl_config.migrate_wait_ms)
 		return HL_ENOMEM;   /* no coordinator, or no migration asked for */
 	mig_req_t *q = mig_req_get();
+	if (!q && !(flags & HL_NOWAIT) && mig_self) {
+		/* The thread's earlier HL_NOWAIT request is still in the
+		 * coordinator's hands: wait for it, within the same bound. */
+		uint32_t start = os_now_ms(), s;
+		while ((s = lf_load_acquire(&mig_self->state)) != RQ_IDLE &&
+		       os_now_ms() - start < hl_config.migrate_wait_ms)
+			os_wait_word(&mig_self->state, s, 10);
+		q = mig_req_get();
+	}
 	if (!q)
 		return flags & HL_NOWAIT ? HL_EAGAIN : HL_ENOMEM;
 	q->kind = RQ_OOM;
