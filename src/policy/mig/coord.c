@@ -37,28 +37,16 @@
 #include "wfq.h"
 
 #define MIG_NREQ 4096u
-#define MIG_SNAP_SB 65536u      /* superblocks looked at per round */
-#define MIG_BUSY_TRIES 16       /* claims of a superblock in use */
 
 enum { RQ_FREE = 0, RQ_IDLE, RQ_POSTED, RQ_BUSY, RQ_DONE, RQ_CANCELLED, RQ_ABANDONED };
-enum { RQ_PTR = 1, RQ_TASK, RQ_EVAC, RQ_OOM };
 
 typedef struct mig_req {
 	lf_wfq_node_t node;
 	uint32_t state;
 	uint32_t orphan;        /* its thread exited */
 	uint32_t link;          /* free stack */
-	uint32_t kind;
 	bool async;
-	const void *ptr;        /* RQ_PTR */
-	struct hl_task *task;   /* RQ_TASK */
-	uint32_t region;        /* RQ_EVAC, RQ_OOM */
-	uint64_t want;          /* RQ_OOM */
-	bool dry;               /* RQ_EVAC: plan only */
-	hl_place_t place;
-	bool has_place;
-	int result;
-	uint64_t moved_bytes;
+	mig_job_t job;
 } mig_req_t;
 
 static mig_req_t mig_reqs[MIG_NREQ];
@@ -69,21 +57,9 @@ static __thread mig_req_t *mig_self HL_TLS;
 static lf_wfq_t mig_q;
 static uint32_t mig_started;    /* 0 none, 1 starting, 2 running */
 static uint32_t mig_wake;       /* bumped on every post (futex word) */
-static uint32_t mig_pause, mig_paused, mig_stop, mig_stopped;
+static uint32_t mig_pause, mig_paused, mig_stopped;
 static pthread_t mig_thread;
 
-static mig_sbsnap_t *mig_sb;    /* the coordinator's snapshot buffers */
-static mig_move_t *mig_mv;
-
-static struct {
-	uint64_t moves[MIG_NTIERS], bytes[MIG_NTIERS];
-	uint64_t refused[MIG_NWHY];
-	uint64_t requests, timeouts;
-	uint64_t move_us[HL_MIGRATE_HIST], protect_us[HL_MIGRATE_HIST];
-} mig_st;
-
-_Static_assert(MIG_NWHY <= HL_MIGRATE_WHY, "every reason has a counter");
-_Static_assert(MIG_NTIERS == HL_MIGRATE_TIERS, "one counter a tier");
 
 /* ---- request records ---------------------------------------------------- */
 
@@ -153,210 +129,6 @@ void mig_thread_exit(void)
 
 /* ---- the thread --------------------------------------------------------- */
 
-static void mig_hist(uint64_t *h, uint64_t ns)
-{
-	static const uint64_t edge_us[HL_MIGRATE_HIST - 1] = { 10, 50, 100, 200, 500, 1000, 10000 };
-	uint64_t us = ns / 1000;
-	unsigned i = 0;
-	while (i < HL_MIGRATE_HIST - 1 && us >= edge_us[i])
-		i++;
-	lf_fetch_add_relaxed(&h[i], 1);
-}
-
-static unsigned mig_snap_regions(mig_rsnap_t *out)
-{
-	unsigned n = 0;
-	for (uint32_t id = 0; id < HL_MAX_REGIONS; id++) {
-		struct hl_region *r = region_at(id);
-		uint32_t st = lf_load_acquire(&r->state);
-		if (st != REGION_ALIVE && st != REGION_DELETING)
-			continue;
-		bk_t *bk = r->bk;
-		out[n++] = (mig_rsnap_t){
-			.id = id, .open = st == REGION_ALIVE && !lf_load_relaxed(&r->inherited),
-			.reach = lf_load_relaxed(&r->reach), .secure = lf_load_relaxed(&bk->secure),
-			.node = lf_load_relaxed(&r->node), .kind = bk->kind,
-			.capacity = lf_load_relaxed(&bk->capacity), .backed = lf_load_relaxed(&bk->backed),
-			.wmin = lf_load_relaxed(&r->wmin),
-		};
-	}
-	return n;
-}
-
-typedef struct mig_scan {
-	const mig_req_t *q;
-	size_t n;
-	const void *ptr_base;   /* RQ_PTR: the superblock wanted */
-	uint32_t default_hits;  /* superblocks of arena 0 that matched */
-} mig_scan_t;
-
-static void mig_scan_one(pm_slot_t *rec, void *ctx)
-{
-	mig_scan_t *c = ctx;
-	if (c->n >= MIG_SNAP_SB)
-		return;
-	uint64_t w = lf_load_acquire(&rec->word);
-	hl_desc_t *d = desc_at(PM_DESC(w));
-	unsigned ai = PM_ARENA(w);
-	sb_arena_t *a = ai < HL_MAX_ARENAS ? sb_arena(ai) : NULL;
-	if (!a)
-		return;
-	const mig_req_t *q = c->q;
-	switch (q->kind) {
-	case RQ_PTR:
-		if (d->base != c->ptr_base)
-			return;
-		break;
-	case RQ_TASK:
-		if (a->task != q->task)
-			return;
-		break;
-	default:
-		if (a->region != q->region)
-			return;
-		break;
-	}
-	if (ai == 0) {
-		c->default_hits++;
-		return;
-	}
-	struct hl_task *t = a->task;
-	c->n++;
-	mig_sb[c->n - 1] = (mig_sbsnap_t){
-		.desc = PM_DESC(w), .region = a->region, .task = t->id,
-		.need = lf_load_relaxed(&d->need), .allowed = t->allowed,
-		.task_secure = t->secure != 0,
-		.bytes = (uint64_t)d->nslots << HL_SLOT_SHIFT,
-		.live = (uint64_t)(d->maxcount - sb_free_count(d)) * sc_table[d->cls].size,
-	};
-}
-
-/* The target set a placement names (all regions: 0). */
-static uint64_t mig_targets(const hl_place_t *p)
-{
-	if (!p)
-		return 0;
-	uint64_t m = 0;
-	unsigned need = p->reach ? p->reach : HL_REACH_SYS;
-	for (uint32_t id = 0; id < HL_MAX_REGIONS; id++) {
-		struct hl_region *r = region_at(id);
-		if ((lf_load_relaxed(&r->reach) & need) == need && (!p->region || p->region == r))
-			m |= (uint64_t)1 << id;
-	}
-	return m ? m : (uint64_t)1 << 63;   /* none: a set that matches nothing */
-}
-
-static int mig_result_of(int why)
-{
-	switch (why) {
-	case MIG_OK: return HL_OK;
-	case MIG_R_NOROOM: return HL_ENOMEM;
-	case MIG_R_BUSY: return HL_EBUSY;
-	case MIG_R_REACH: return HL_ENOREGION;
-	default: return HL_EPERM;
-	}
-}
-
-static bool mig_in_region(unsigned arena, void *ctx)
-{
-	sb_arena_t *a = arena < HL_MAX_ARENAS ? sb_arena(arena) : NULL;
-	return a && a->region == *(const uint32_t *)ctx;
-}
-
-static void mig_serve(mig_req_t *q)
-{
-	mig_rsnap_t rs[HL_MAX_REGIONS];
-	unsigned nr = mig_snap_regions(rs);
-	mig_scan_t sc = { .q = q };
-	if (q->kind == RQ_PTR) {
-		pm_slot_t *rec = pm_lookup(q->ptr);
-		uint64_t w = rec ? lf_load_acquire(&rec->word) : 0;
-		if (!rec || PM_KIND(w) != PM_SMALL) {
-			q->result = large_arena_of(q->ptr) >= 0 ? HL_EPERM : HL_EINVAL;
-			if (q->result == HL_EPERM)
-				lf_fetch_add_relaxed(&mig_st.refused[MIG_R_LARGE], 1);
-			return;
-		}
-		sc.ptr_base = desc_at(PM_DESC(w))->base;
-	}
-	pm_scan(mig_scan_one, &sc);
-	mig_goal_t g = { .node = -1 };
-	switch (q->kind) {
-	case RQ_EVAC:
-		g.kind = MIG_G_EVACUATE;
-		g.from = q->region;
-		break;
-	case RQ_OOM:
-		g.kind = MIG_G_RELIEVE;
-		g.from = q->region;
-		g.want = q->want;
-		g.top_task_first = true;
-		break;
-	default:
-		g.kind = MIG_G_PLACE;
-		g.to = mig_targets(q->has_place ? &q->place : NULL);
-		g.node = q->has_place ? q->place.node : -1;
-		break;
-	}
-	mig_plan_t pl;
-	mig_plan(&g, rs, nr, mig_sb, sc.n, mig_mv, MIG_SNAP_SB, &pl);
-	if (q->kind == RQ_EVAC && large_count(mig_in_region, &q->region)) {
-		/* Large blocks do not move yet: the region cannot be emptied. */
-		lf_fetch_add_relaxed(&mig_st.refused[MIG_R_LARGE], 1);
-		pl.status = HL_EBUSY;
-	}
-	if (q->kind == RQ_EVAC && q->dry) {
-		q->moved_bytes = 0;
-		q->result = pl.status;
-		return;
-	}
-	int first = MIG_OK;
-	for (unsigned w = 1; w < MIG_NWHY; w++) {
-		lf_fetch_add_relaxed(&mig_st.refused[w], pl.refused[w]);
-		if (pl.refused[w] && first == MIG_OK)
-			first = (int)w;
-	}
-	if (sc.default_hits) {
-		lf_fetch_add_relaxed(&mig_st.refused[MIG_R_DEFAULT], sc.default_hits);
-		if (first == MIG_OK)
-			first = MIG_R_DEFAULT;
-	}
-	if (q->kind == RQ_PTR && !sc.n && !sc.default_hits)
-		first = MIG_R_BUSY;   /* retired meanwhile */
-	q->moved_bytes = 0;
-	if (pl.status != HL_OK) {
-		q->result = HL_EBUSY;
-		return;
-	}
-	for (size_t i = 0; i < pl.nmoves && !lf_load_acquire(&mig_stop); i++) {
-		const mig_move_t *m = &mig_mv[i];
-		int why = MIG_R_BUSY;
-		uint64_t ns = 0;
-		for (int k = 0; k < MIG_BUSY_TRIES && why == MIG_R_BUSY; k++) {
-			why = mig_move(&mig_sb[m->sb], region_at(m->to), m->tier, &ns);
-			if (why == MIG_R_BUSY)
-				sched_yield();
-		}
-		if (why != MIG_OK) {
-			lf_fetch_add_relaxed(&mig_st.refused[why], 1);
-			if (first == MIG_OK)
-				first = why;
-			if (q->kind == RQ_EVAC)
-				break;   /* the caller reopens the region */
-			continue;
-		}
-		lf_fetch_add_relaxed(&mig_st.moves[m->tier], 1);
-		lf_fetch_add_relaxed(&mig_st.bytes[m->tier], mig_sb[m->sb].bytes);
-		mig_hist(mig_st.move_us, ns);
-		q->moved_bytes += mig_sb[m->sb].bytes;
-	}
-	q->result = mig_result_of(first);
-	if (q->kind == RQ_OOM)
-		q->result = q->moved_bytes ? HL_OK : HL_ENOMEM;
-	if (q->kind == RQ_EVAC && first != MIG_OK)
-		q->result = HL_EBUSY;
-}
-
 static void mig_take(mig_req_t *q)
 {
 	uint32_t s = RQ_POSTED;
@@ -367,7 +139,7 @@ static void mig_take(mig_req_t *q)
 			mig_req_settle(q, RQ_IDLE);
 		return;
 	}
-	mig_serve(q);
+	mig_serve(&q->job);
 	uint32_t fin = q->async ? RQ_IDLE : RQ_DONE;
 	s = RQ_BUSY;
 	if (!lf_cas_strong_acq_rel(&q->state, &s, fin)) {
@@ -408,6 +180,11 @@ static void *mig_main(void *arg)
 	}
 }
 
+bool mig_running(void)
+{
+	return lf_load_acquire(&mig_started) == 2;
+}
+
 /* Start the coordinator if it is not running; false if it cannot be. */
 static bool mig_start(void)
 {
@@ -420,12 +197,8 @@ static bool mig_start(void)
 			sched_yield();
 		return s == 2;
 	}
-	if (!mig_sb) {
-		mig_sb = os_map(MIG_SNAP_SB * sizeof *mig_sb);
-		mig_mv = os_map(MIG_SNAP_SB * sizeof *mig_mv);
-	}
 	pthread_attr_t at;
-	bool ok = mig_sb && mig_mv && pthread_attr_init(&at) == 0;
+	bool ok = mig_serve_init() && pthread_attr_init(&at) == 0;
 	if (ok) {
 		pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
 		ok = pthread_create(&mig_thread, &at, mig_main, NULL) == 0;
@@ -452,7 +225,7 @@ static int mig_post(mig_req_t *q, uint32_t ms)
 	for (;;) {
 		uint32_t s = lf_load_acquire(&q->state);
 		if (s == RQ_DONE) {
-			int r = q->result;
+			int r = q->job.result;
 			lf_store_release(&q->state, (uint32_t)RQ_IDLE);
 			return r;
 		}
@@ -495,10 +268,10 @@ static int mig_oom(size_t size, size_t align, unsigned need, unsigned flags,
 	}
 	if (!q)
 		return flags & HL_NOWAIT ? HL_EAGAIN : HL_ENOMEM;
-	q->kind = RQ_OOM;
-	q->region = region;
-	q->want = size < HL_SLOT_SIZE ? HL_SLOT_SIZE : size;
-	q->has_place = false;
+	q->job.kind = MIG_J_OOM;
+	q->job.region = region;
+	q->job.want = size < HL_SLOT_SIZE ? HL_SLOT_SIZE : size;
+	q->job.has_place = false;
 	q->async = (flags & HL_NOWAIT) != 0;
 	return mig_post(q, hl_config.migrate_wait_ms);
 }
@@ -513,13 +286,13 @@ static int mig_evacuate(uint32_t region, bool dry, uint64_t *moved)
 	mig_req_t *q = mig_req_get();
 	if (!q)
 		return HL_ENOMEM;
-	q->kind = RQ_EVAC;
-	q->region = region;
-	q->dry = dry;
-	q->has_place = false;
+	q->job.kind = MIG_J_EVAC;
+	q->job.region = region;
+	q->job.dry = dry;
+	q->job.has_place = false;
 	q->async = false;
 	int e = mig_post(q, 0);
-	*moved = q->moved_bytes;
+	*moved = q->job.moved_bytes;
 	return e;
 }
 
@@ -539,11 +312,11 @@ HL_EXPORT int hl_migrate(void *ptr, const hl_place_t *place, unsigned flags)
 	mig_req_t *q = mig_req_get();
 	if (!q)
 		return flags & HL_NOWAIT ? HL_EAGAIN : HL_EBUSY;
-	q->kind = RQ_PTR;
-	q->ptr = ptr;
-	q->has_place = place != NULL;
+	q->job.kind = MIG_J_PTR;
+	q->job.ptr = ptr;
+	q->job.has_place = place != NULL;
 	if (place)
-		q->place = *place;
+		q->job.place = *place;
 	q->async = (flags & HL_NOWAIT) != 0;
 	return mig_post(q, 0);
 }
@@ -559,14 +332,16 @@ HL_EXPORT int hl_task_migrate(hl_task_t *task, const hl_place_t *place, unsigned
 	mig_req_t *q = mig_req_get();
 	if (!q)
 		return flags & HL_NOWAIT ? HL_EAGAIN : HL_EBUSY;
-	q->kind = RQ_TASK;
-	q->task = task;
-	q->has_place = place != NULL;
+	q->job.kind = MIG_J_TASK;
+	q->job.task = task;
+	q->job.has_place = place != NULL;
 	if (place)
-		q->place = *place;
+		q->job.place = *place;
 	q->async = (flags & HL_NOWAIT) != 0;
 	return mig_post(q, 0);
 }
+
+/* ---- statistics --------------------------------------------------------- */
 
 HL_EXPORT int hl_migrate_stats(hl_migrate_stats_t *out)
 {
@@ -585,17 +360,12 @@ HL_EXPORT int hl_migrate_stats(hl_migrate_stats_t *out)
 	}
 	st.requests = lf_load_relaxed(&mig_st.requests);
 	st.waits_timed_out = lf_load_relaxed(&mig_st.timeouts);
-	st.running = lf_load_acquire(&mig_started) == 2;
+	st.running = mig_running();
 	st.uffd = 0;
 	strncpy(st.uffd_reason, "backing moves are not built into this version",
 		sizeof st.uffd_reason - 1);
 	hl_struct_out(out, &st, sizeof st);
 	return HL_OK;
-}
-
-HL_EXPORT const char *hl_migrate_why_name(unsigned i)
-{
-	return i < MIG_NWHY ? mig_why_name((int)i) : NULL;
 }
 
 /* ---- fork and exit ------------------------------------------------------ */

@@ -2,15 +2,17 @@
  * policy/mig/: nomadic memory, the coordinator (DESIGN.md section 5).  The
  * rule of this folder: its files call policy/ (placement, tasks,
  * regions), core/, mem/, base/ and lf/, and each other only along
- * coord -> move, coord -> plan; never api/.
+ * coord -> serve -> move, serve -> plan; never api/.
  *
  *   plan.c   which superblock goes where: pure (snapshots of regions and
  *            superblocks in, a list of moves out), tested without threads
  *   move.c   moves one superblock: claim it from the core, change what
  *            backs it or only its books, retag its slot records, release
+ *   serve.c  one job: snapshots, the plan, the moves, the statistics
  *   coord.c  when: the coordinator thread, its request queue (liburcu's
- *            wfcqueue through lf/wfq.h), waiting with a bound, fork and
- *            exit, statistics, and the hl_migrate* entry points
+ *            wfcqueue through lf/wfq.h), waiting with a bound, background
+ *            passes (watermark relief, share limits), fork and exit, and
+ *            the hl_migrate* entry points
  */
 #ifndef HL_MIG_H
 #define HL_MIG_H
@@ -119,7 +121,45 @@ const char *mig_why_name(int why);
  * nothing changed). */
 int mig_move(const mig_sbsnap_t *s, struct hl_region *to, unsigned tier, uint64_t *ns);
 
+/* ---- serve.c ------------------------------------------------------------ */
+/* One job of the coordinator: what it is about, and what came of it. */
+enum mig_job_kind {
+	MIG_J_PTR = 1,     /* the superblock of ptr, onto place */
+	MIG_J_TASK,        /* every superblock of task, onto place */
+	MIG_J_EVAC,        /* all of region, or nothing (dry: plan only) */
+	MIG_J_OOM,         /* want bytes out of region, biggest task first */
+	MIG_J_RELIEF,      /* want bytes out of region, targets kept above low */
+	MIG_J_SHARE,       /* want bytes of task out of region */
+};
+
+typedef struct mig_job {
+	uint32_t kind;          /* enum mig_job_kind */
+	const void *ptr;
+	struct hl_task *task;
+	uint32_t region;
+	uint64_t want;
+	bool dry;
+	hl_place_t place;
+	bool has_place;
+	uint64_t budget_ns;     /* background jobs: stop after this long (0: none) */
+	int result;             /* out: HL_OK or the first refusal's code */
+	uint64_t moved_bytes;   /* out */
+} mig_job_t;
+
+typedef struct mig_stats {
+	uint64_t moves[MIG_NTIERS], bytes[MIG_NTIERS];
+	uint64_t refused[MIG_NWHY];
+	uint64_t requests, timeouts, passes;
+	uint64_t move_us[HL_MIGRATE_HIST], protect_us[HL_MIGRATE_HIST];
+} mig_stats_t;
+extern HL_HIDDEN mig_stats_t mig_st;
+
+extern HL_HIDDEN uint32_t mig_stop;   /* set at exit: jobs stop between moves */
+bool mig_serve_init(void);      /* the snapshot buffers; false if unmapped */
+void mig_serve(mig_job_t *job);
+
 /* ---- coord.c ------------------------------------------------------------ */
+bool mig_running(void);
 /* Registered at start (api/init.c): the hooks of placement and regions,
  * the thread-exit and fork steps.  Starts no thread. */
 void mig_init(void);

@@ -1,0 +1,241 @@
+/*
+ * Serving one migration job (a request, or a background pass): snapshot
+ * the regions and the superblocks the job is about, plan (plan.c), make
+ * the moves (move.c), and count everything in the statistics.  Runs on
+ * the coordinator thread only.
+ */
+#define _GNU_SOURCE
+#include <sched.h>
+#include <string.h>
+
+#include "policy/mig/mig.h"
+
+#define MIG_SNAP_SB 65536u      /* superblocks looked at per job */
+#define MIG_BUSY_TRIES 16       /* claims of a superblock in use */
+
+static mig_sbsnap_t *mig_sb;    /* snapshot buffers, mapped once */
+static mig_move_t *mig_mv;
+
+mig_stats_t mig_st;
+uint32_t mig_stop;
+
+_Static_assert(MIG_NWHY <= HL_MIGRATE_WHY, "every reason has a counter");
+_Static_assert(MIG_NTIERS == HL_MIGRATE_TIERS, "one counter a tier");
+
+bool mig_serve_init(void)
+{
+	if (!mig_sb) {
+		mig_sb = os_map(MIG_SNAP_SB * sizeof *mig_sb);
+		mig_mv = os_map(MIG_SNAP_SB * sizeof *mig_mv);
+	}
+	return mig_sb && mig_mv;
+}
+
+static void mig_hist(uint64_t *h, uint64_t ns)
+{
+	static const uint64_t edge_us[HL_MIGRATE_HIST - 1] = { 10, 50, 100, 200, 500, 1000, 10000 };
+	uint64_t us = ns / 1000;
+	unsigned i = 0;
+	while (i < HL_MIGRATE_HIST - 1 && us >= edge_us[i])
+		i++;
+	lf_fetch_add_relaxed(&h[i], 1);
+}
+
+static unsigned mig_snap_regions(mig_rsnap_t *out)
+{
+	unsigned n = 0;
+	for (uint32_t id = 0; id < HL_MAX_REGIONS; id++) {
+		struct hl_region *r = region_at(id);
+		uint32_t st = lf_load_acquire(&r->state);
+		if (st != REGION_ALIVE && st != REGION_DELETING)
+			continue;
+		bk_t *bk = r->bk;
+		out[n++] = (mig_rsnap_t){
+			.id = id, .open = st == REGION_ALIVE && !lf_load_relaxed(&r->inherited),
+			.reach = lf_load_relaxed(&r->reach), .secure = lf_load_relaxed(&bk->secure),
+			.node = lf_load_relaxed(&r->node), .kind = bk->kind,
+			.capacity = lf_load_relaxed(&bk->capacity), .backed = lf_load_relaxed(&bk->backed),
+			.wmin = lf_load_relaxed(&r->wmin),
+		};
+	}
+	return n;
+}
+
+typedef struct mig_scan {
+	const mig_job_t *q;
+	size_t n;
+	const void *ptr_base;   /* MIG_J_PTR: the superblock wanted */
+	uint32_t default_hits;  /* superblocks of arena 0 that matched */
+} mig_scan_t;
+
+static void mig_scan_one(pm_slot_t *rec, void *ctx)
+{
+	mig_scan_t *c = ctx;
+	if (c->n >= MIG_SNAP_SB)
+		return;
+	uint64_t w = lf_load_acquire(&rec->word);
+	hl_desc_t *d = desc_at(PM_DESC(w));
+	unsigned ai = PM_ARENA(w);
+	sb_arena_t *a = ai < HL_MAX_ARENAS ? sb_arena(ai) : NULL;
+	if (!a)
+		return;
+	const mig_job_t *q = c->q;
+	switch (q->kind) {
+	case MIG_J_PTR:
+		if (d->base != c->ptr_base)
+			return;
+		break;
+	case MIG_J_TASK:
+		if (a->task != q->task)
+			return;
+		break;
+	default:
+		if (a->region != q->region)
+			return;
+		break;
+	}
+	if (ai == 0) {
+		c->default_hits++;
+		return;
+	}
+	struct hl_task *t = a->task;
+	c->n++;
+	mig_sb[c->n - 1] = (mig_sbsnap_t){
+		.desc = PM_DESC(w), .region = a->region, .task = t->id,
+		.need = lf_load_relaxed(&d->need), .allowed = t->allowed,
+		.task_secure = t->secure != 0,
+		.bytes = (uint64_t)d->nslots << HL_SLOT_SHIFT,
+		.live = (uint64_t)(d->maxcount - sb_free_count(d)) * sc_table[d->cls].size,
+	};
+}
+
+/* The target set a placement names (all regions: 0). */
+static uint64_t mig_targets(const hl_place_t *p)
+{
+	if (!p)
+		return 0;
+	uint64_t m = 0;
+	unsigned need = p->reach ? p->reach : HL_REACH_SYS;
+	for (uint32_t id = 0; id < HL_MAX_REGIONS; id++) {
+		struct hl_region *r = region_at(id);
+		if ((lf_load_relaxed(&r->reach) & need) == need && (!p->region || p->region == r))
+			m |= (uint64_t)1 << id;
+	}
+	return m ? m : (uint64_t)1 << 63;   /* none: a set that matches nothing */
+}
+
+static int mig_result_of(int why)
+{
+	switch (why) {
+	case MIG_OK: return HL_OK;
+	case MIG_R_NOROOM: return HL_ENOMEM;
+	case MIG_R_BUSY: return HL_EBUSY;
+	case MIG_R_REACH: return HL_ENOREGION;
+	default: return HL_EPERM;
+	}
+}
+
+static bool mig_in_region(unsigned arena, void *ctx)
+{
+	sb_arena_t *a = arena < HL_MAX_ARENAS ? sb_arena(arena) : NULL;
+	return a && a->region == *(const uint32_t *)ctx;
+}
+
+void mig_serve(mig_job_t *q)
+{
+	mig_rsnap_t rs[HL_MAX_REGIONS];
+	unsigned nr = mig_snap_regions(rs);
+	mig_scan_t sc = { .q = q };
+	if (q->kind == MIG_J_PTR) {
+		pm_slot_t *rec = pm_lookup(q->ptr);
+		uint64_t w = rec ? lf_load_acquire(&rec->word) : 0;
+		if (!rec || PM_KIND(w) != PM_SMALL) {
+			q->result = large_arena_of(q->ptr) >= 0 ? HL_EPERM : HL_EINVAL;
+			if (q->result == HL_EPERM)
+				lf_fetch_add_relaxed(&mig_st.refused[MIG_R_LARGE], 1);
+			return;
+		}
+		sc.ptr_base = desc_at(PM_DESC(w))->base;
+	}
+	pm_scan(mig_scan_one, &sc);
+	mig_goal_t g = { .node = -1 };
+	switch (q->kind) {
+	case MIG_J_EVAC:
+		g.kind = MIG_G_EVACUATE;
+		g.from = q->region;
+		break;
+	case MIG_J_OOM:
+		g.kind = MIG_G_RELIEVE;
+		g.from = q->region;
+		g.want = q->want;
+		g.top_task_first = true;
+		break;
+	default:
+		g.kind = MIG_G_PLACE;
+		g.to = mig_targets(q->has_place ? &q->place : NULL);
+		g.node = q->has_place ? q->place.node : -1;
+		break;
+	}
+	mig_plan_t pl;
+	mig_plan(&g, rs, nr, mig_sb, sc.n, mig_mv, MIG_SNAP_SB, &pl);
+	if (q->kind == MIG_J_EVAC && large_count(mig_in_region, &q->region)) {
+		/* Large blocks do not move yet: the region cannot be emptied. */
+		lf_fetch_add_relaxed(&mig_st.refused[MIG_R_LARGE], 1);
+		pl.status = HL_EBUSY;
+	}
+	if (q->kind == MIG_J_EVAC && q->dry) {
+		q->moved_bytes = 0;
+		q->result = pl.status;
+		return;
+	}
+	int first = MIG_OK;
+	for (unsigned w = 1; w < MIG_NWHY; w++) {
+		lf_fetch_add_relaxed(&mig_st.refused[w], pl.refused[w]);
+		if (pl.refused[w] && first == MIG_OK)
+			first = (int)w;
+	}
+	if (sc.default_hits) {
+		lf_fetch_add_relaxed(&mig_st.refused[MIG_R_DEFAULT], sc.default_hits);
+		if (first == MIG_OK)
+			first = MIG_R_DEFAULT;
+	}
+	if (q->kind == MIG_J_PTR && !sc.n && !sc.default_hits)
+		first = MIG_R_BUSY;   /* retired meanwhile */
+	q->moved_bytes = 0;
+	if (pl.status != HL_OK) {
+		q->result = HL_EBUSY;
+		return;
+	}
+	for (size_t i = 0; i < pl.nmoves && !lf_load_acquire(&mig_stop); i++) {
+		const mig_move_t *m = &mig_mv[i];
+		int why = MIG_R_BUSY;
+		uint64_t ns = 0;
+		for (int k = 0; k < MIG_BUSY_TRIES && why == MIG_R_BUSY; k++) {
+			why = mig_move(&mig_sb[m->sb], region_at(m->to), m->tier, &ns);
+			if (why == MIG_R_BUSY)
+				sched_yield();
+		}
+		if (why != MIG_OK) {
+			lf_fetch_add_relaxed(&mig_st.refused[why], 1);
+			if (first == MIG_OK)
+				first = why;
+			if (q->kind == MIG_J_EVAC)
+				break;   /* the caller reopens the region */
+			continue;
+		}
+		lf_fetch_add_relaxed(&mig_st.moves[m->tier], 1);
+		lf_fetch_add_relaxed(&mig_st.bytes[m->tier], mig_sb[m->sb].bytes);
+		mig_hist(mig_st.move_us, ns);
+		q->moved_bytes += mig_sb[m->sb].bytes;
+	}
+	q->result = mig_result_of(first);
+	if (q->kind == MIG_J_OOM)
+		q->result = q->moved_bytes ? HL_OK : HL_ENOMEM;
+	if (q->kind == MIG_J_EVAC && first != MIG_OK)
+		q->result = HL_EBUSY;
+}
+
+HL_EXPORT const char *hl_migrate_why_name(unsigned i)
+{
+	return i < MIG_NWHY ? mig_why_name((int)i) : NULL;
+}
