@@ -144,6 +144,8 @@ typedef struct hl_region_attr {
 	void *buffer;            /* HL_BACKING_BUFFER: 64 KiB aligned */
 	hl_notify_fn notify;     /* watermark events, or NULL */
 	void *notify_arg;
+	int relieve;             /* below low, the coordinator moves movable
+				  * memory out until free bytes are above high */
 } hl_region_attr_t;
 
 int hl_region_create(const hl_region_attr_t *attr, hl_region_t **out);
@@ -188,6 +190,14 @@ int hl_alloc(size_t size, const hl_place_t *place, unsigned flags, void **out);
 int hl_alloc_aligned(size_t size, size_t align, const hl_place_t *place,
 		     unsigned flags, void **out);
 
+/* A move of the task's memory, told on one of its threads (see on_move). */
+typedef struct hl_move_event {
+	hl_region_t *from, *to;
+	size_t bytes;            /* of the superblock moved */
+	unsigned lost;           /* events dropped before this one (the ring was full) */
+} hl_move_event_t;
+typedef void (*hl_move_fn)(hl_task_t *task, const hl_move_event_t *ev, void *arg);
+
 typedef struct hl_task_attr {
 	size_t struct_size;      /* sizeof(hl_task_attr_t) */
 	const char *name;
@@ -195,6 +205,11 @@ typedef struct hl_task_attr {
 	int secure;              /* all its memory from secure regions */
 	hl_region_t *const *regions;  /* regions it may use; NULL: all */
 	size_t nregions;
+	hl_region_t *share_region;    /* with share_limit: above share_limit bytes */
+	size_t share_limit;           /* backed there, its movable memory moves out */
+	hl_move_fn on_move;           /* each move of its memory, or NULL: run on */
+	void *on_move_arg;            /* one of its threads at its next hl_alloc or
+				       * hl_task_poll, never inside the allocator */
 } hl_task_attr_t;
 
 typedef struct hl_task_stats {
@@ -214,6 +229,8 @@ int hl_task_destroy(hl_task_t *task);
 /* Accounting of the task, in all regions (region NULL) or in one. */
 int hl_task_stats(const hl_task_t *task, const hl_region_t *region, hl_task_stats_t *st);
 hl_task_t *hl_task_self(void);
+/* Run the calling thread's task's pending move events; returns how many. */
+int hl_task_poll(void);
 
 /* ---- nomadic memory: the coordinator moves whole superblocks ----------- */
 

@@ -279,6 +279,7 @@ int place_alloc(size_t size, size_t align, const hl_place_t *place,
 			e = HL_EAGAIN;
 	}
 	region_fire_events();
+	task_fire_events();
 	return e;
 }
 

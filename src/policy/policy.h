@@ -23,6 +23,8 @@ enum region_state {
 	REGION_RESETTING
 };
 
+#define TASK_EVENTS 64u     /* move events a task keeps until its threads poll */
+
 enum task_state {
 	TASK_DEAD = 0,       /* destroyed: its blocks stay valid */
 	TASK_ALIVE = 1,
@@ -49,6 +51,7 @@ struct hl_region {
 	uint64_t ev_low, ev_high;
 	uint32_t below_low;
 	uint32_t inherited;           /* fork child: a shared heap the parent manages */
+	int relieve;                  /* watermark relief by the coordinator */
 } lf_cacheline_aligned;
 
 struct hl_task {
@@ -62,6 +65,15 @@ struct hl_task {
 	uint32_t allowed_gen[HL_MAX_REGIONS];  /* each allowed region's life */
 	sb_arena_t *arena[HL_MAX_REGIONS];
 	uint64_t threads, live_bytes, live_blocks;
+	/* The coordinator's: share limit, move events (one producer, the
+	 * coordinator; any of the task's threads consumes). */
+	uint32_t share_region;        /* region id + 1; 0: no share limit */
+	uint64_t share_limit;
+	hl_move_fn on_move;
+	void *on_move_arg;
+	uint64_t ev_head, ev_tail;    /* events written, events taken */
+	uint32_t ev_lost;
+	struct { uint32_t from, to; uint64_t bytes; } ev[TASK_EVENTS];
 };
 
 /* ---- region.c ----------------------------------------------------------- */
@@ -121,6 +133,12 @@ bool task_is_default(const struct hl_task *t);
 sb_arena_t *task_arena_use(struct hl_task *t, struct hl_region *r);
 void task_arena_done(sb_arena_t *a);
 void task_thread_exit(void);             /* thread-exit callback */
+/* The coordinator moved bytes of t's memory from region `from` to `to`
+ * (coordinator only). */
+void task_note_move(struct hl_task *t, uint32_t from, uint32_t to, uint64_t bytes);
+/* Run the calling thread's task's pending move events (outside every
+ * internal structure); returns how many ran. */
+int task_fire_events(void);
 /* fn on the default task and every live task (statistics). */
 void task_each(void (*fn)(struct hl_task *t, void *ctx), void *ctx);
 

@@ -275,6 +275,8 @@ static int region_attr_check(const hl_region_attr_t *at)
 	} else if (at->buffer) {
 		return HL_EINVAL;
 	}
+	if (at->relieve && (!cap || !at->wmark_low || !at->wmark_high))
+		return HL_EINVAL;   /* relief runs from low to high */
 	if ((at->wmark_min | at->wmark_low | at->wmark_high) &&
 	    (!cap || at->wmark_min > at->wmark_low || at->wmark_low > at->wmark_high ||
 	     at->wmark_high > cap))
@@ -311,6 +313,7 @@ HL_EXPORT int hl_region_create(const hl_region_attr_t *user, hl_region_t **out)
 	r->whigh = at->wmark_high;
 	r->notify = at->notify;
 	r->notify_arg = at->notify_arg;
+	r->relieve = at->relieve != 0;
 	r->live_bytes = r->live_blocks = 0;
 	r->allocs = r->frees = r->ev_low = r->ev_high = 0;
 	r->below_low = 0;

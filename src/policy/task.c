@@ -191,7 +191,9 @@ HL_EXPORT int hl_task_create(const hl_task_attr_t *user, hl_task_t **out)
 {
 	hl_task_attr_t attr, *at = &attr;
 	if (!out || !hl_struct_in(&attr, sizeof attr, user, TASK_ATTR_V1) ||
-	    (at->nregions && !at->regions))
+	    (at->nregions && !at->regions) ||
+	    (at->share_limit && !region_handle_ok(at->share_region)) ||
+	    (at->share_region && !at->share_limit))
 		return HL_EINVAL;
 	hl_ensure_init();
 	uint64_t allowed = at->regions ? 0 : ~(uint64_t)0;
@@ -221,6 +223,12 @@ HL_EXPORT int hl_task_create(const hl_task_attr_t *user, hl_task_t **out)
 	if (at->name)
 		strncpy(t->name, at->name, sizeof t->name - 1);
 	t->budget.limit = at->quota;
+	t->share_region = at->share_limit ? at->share_region->id + 1 : 0;
+	t->share_limit = at->share_limit;
+	t->on_move = at->on_move;
+	t->on_move_arg = at->on_move_arg;
+	lf_store_relaxed(&t->ev_lost, 0u);
+	lf_store_release(&t->ev_tail, lf_load_acquire(&t->ev_head));   /* a reused record's old events */
 	t->secure = at->secure != 0;
 	t->allowed = allowed;
 	t->some_regions = at->regions != NULL;
@@ -332,4 +340,57 @@ void task_each(void (*fn)(struct hl_task *t, void *ctx), void *ctx)
 HL_EXPORT hl_task_t *hl_task_self(void)
 {
 	return task_cur();
+}
+
+/* ---- move events (the coordinator) -------------------------------------- */
+
+void task_note_move(struct hl_task *t, uint32_t from, uint32_t to, uint64_t bytes)
+{
+	if (!t->on_move)
+		return;
+	uint64_t h = lf_load_relaxed(&t->ev_head);
+	if (h - lf_load_acquire(&t->ev_tail) >= TASK_EVENTS) {
+		lf_fetch_add_relaxed(&t->ev_lost, 1u);
+		return;
+	}
+	unsigned i = (unsigned)(h % TASK_EVENTS);
+	lf_store_relaxed(&t->ev[i].from, from);
+	lf_store_relaxed(&t->ev[i].to, to);
+	lf_store_relaxed(&t->ev[i].bytes, bytes);
+	lf_store_release(&t->ev_head, h + 1);
+}
+
+int task_fire_events(void)
+{
+	struct hl_task *t = hl_cur_task;
+	static __thread int in_event;
+	if (HL_LIKELY(!t) || lf_load_acquire(&t->ev_head) == lf_load_relaxed(&t->ev_tail) ||
+	    in_event || !t->on_move)
+		return 0;
+	in_event = 1;   /* a callback that allocates does not run the next one inside */
+	int n = 0;
+	for (;;) {
+		uint64_t tail = lf_load_acquire(&t->ev_tail);
+		if (tail == lf_load_acquire(&t->ev_head))
+			break;
+		unsigned i = (unsigned)(tail % TASK_EVENTS);
+		uint32_t from = lf_load_relaxed(&t->ev[i].from), to = lf_load_relaxed(&t->ev[i].to);
+		uint64_t bytes = lf_load_relaxed(&t->ev[i].bytes);
+		/* Read, then claimed: another of the task's threads may have
+		 * taken it meanwhile (the slot is not rewritten before the
+		 * claim, the coordinator waits for the tail to pass it). */
+		if (!lf_cas_strong_acq_rel(&t->ev_tail, &tail, tail + 1))
+			continue;
+		hl_move_event_t ev = { region_at(from), region_at(to), (size_t)bytes,
+				       lf_exchange_acq_rel(&t->ev_lost, 0u) };
+		t->on_move(t, &ev, t->on_move_arg);
+		n++;
+	}
+	in_event = 0;
+	return n;
+}
+
+HL_EXPORT int hl_task_poll(void)
+{
+	return task_fire_events();
 }

@@ -319,6 +319,148 @@ static void test_task_and_oom(char **argv)
 	   "without migration (HEAPLIB_MIGRATE_WAIT_MS=0) the CLUSTER allocation fails (child: %d)", status);
 }
 
+static int events;
+static size_t event_bytes;
+static hl_region_t *event_from, *event_to;
+static hl_task_t *event_task;
+
+static void on_move(hl_task_t *t, const hl_move_event_t *ev, void *arg)
+{
+	(void)arg;
+	events++;
+	event_bytes += ev->bytes;
+	event_from = ev->from;
+	event_to = ev->to;
+	event_task = t;
+	/* Outside the allocator: it may allocate. */
+	void *p = hl_malloc(100);
+	hl_free(p);
+}
+
+static bool wait_for(bool (*cond)(void *), void *arg)
+{
+	for (int i = 0; i < 500; i++) {
+		if (cond(arg))
+			return true;
+		usleep(10000);
+	}
+	return cond(arg);
+}
+
+static bool above_high(void *arg)
+{
+	hl_region_stats_t s = rst(arg);
+	return s.capacity - s.bytes_backed > 512 * KB;
+}
+
+static void test_relief(void)
+{
+	int e;
+	hl_region_attr_t at;
+	memset(&at, 0, sizeof at);
+	at.struct_size = sizeof at;
+	at.name = "relieved";
+	at.capacity = 1 * MB;
+	at.wmark_low = 256 * KB;
+	at.wmark_high = 512 * KB;
+	at.relieve = 1;
+	hl_region_t *a = NULL, *b = region("relief-b", 8 * MB, 0, 0);
+	is_int(hl_region_create(&at, &a), HL_OK, "a region with watermark relief");
+	at.relieve = 1;
+	at.wmark_low = 0;
+	hl_region_t *bad = NULL;
+	is_int(hl_region_create(&at, &bad), HL_EINVAL, "relief without a low watermark is HL_EINVAL");
+	hl_task_t *t = NULL;
+	hl_region_t *ab[2] = { a, b };
+	hl_task_attr_t ta = { .struct_size = sizeof ta, .name = "reliever", .on_move = on_move,
+			      .regions = ab, .nregions = 2 };
+	hl_task_create(&ta, &t);
+	hl_task_join(t);
+	events = 0;
+	static void *v[900];
+	int n = 0;
+	for (; n < 850; n++) {   /* 850 KB of 1 MiB: below low (256 KiB free) */
+		v[n] = in(a, 0, 1000, 0, &e);
+		if (!v[n])
+			break;
+		fill(v[n], 1000, (unsigned)n);
+	}
+	ok(n == 850 && rst(a).events_low >= 1, "a filled past its low watermark (%d blocks, %llu low events)",
+	   n, (unsigned long long)rst(a).events_low);
+	ok(wait_for(above_high, a), "the coordinator relieves it until above high (%llu free)",
+	   (unsigned long long)(rst(a).capacity - rst(a).bytes_backed));
+	bool all = true;
+	int in_b = 0;
+	for (int i = 0; i < n; i++) {
+		all &= intact(v[i], 1000, (unsigned)i);
+		in_b += hl_region_of(v[i]) == b;
+	}
+	ok(all && in_b > 0, "the moved blocks (%d, now in b) kept their bytes", in_b);
+	usleep(300000);
+	ok(rst(a).capacity - rst(a).bytes_backed < 1 * MB - 64 * KB,
+	   "relief stops above high: it does not empty the region");
+	int polled = hl_task_poll();
+	ok(events > 0 && events >= polled && event_task == t && event_from == a && event_to == b,
+	   "its hl_alloc calls and hl_task_poll told the task of the moves, a to b (%d events, %d polled)",
+	   events, polled);
+	is_int(hl_task_poll(), 0, "each once");
+	for (int i = 0; i < n; i++)
+		hl_free(v[i]);
+	hl_task_join(NULL);
+	hl_task_destroy(t);
+	is_int(hl_region_delete(a), HL_OK, "relieved region deleted");
+	is_int(hl_region_delete(b), HL_OK, "b deleted");
+}
+
+typedef struct share_arg { hl_task_t *t; hl_region_t *r; } share_arg_t;
+
+static bool within_share(void *arg)
+{
+	share_arg_t *sa = arg;
+	hl_task_stats_t st = { .struct_size = sizeof st };
+	hl_task_stats(sa->t, sa->r, &st);
+	return st.bytes_backed <= 128 * KB;
+}
+
+static void test_share(void)
+{
+	int e;
+	hl_region_t *a = region("scarce", 4 * MB, 0, 0), *b = region("plenty", 8 * MB, 0, 0);
+	hl_task_t *t = NULL, *u = NULL;
+	hl_region_t *ab[2] = { a, b };
+	hl_task_attr_t ta = { .struct_size = sizeof ta, .name = "greedy", .share_region = a,
+			      .share_limit = 128 * KB, .on_move = on_move, .regions = ab, .nregions = 2 };
+	is_int(hl_task_create(&ta, &t), HL_OK, "a task with a share limit of 128 KiB of a");
+	hl_task_attr_t bad = { .struct_size = sizeof bad, .share_limit = 1 };
+	is_int(hl_task_create(&bad, &u), HL_EINVAL, "a share limit without a region is HL_EINVAL");
+	hl_task_join(t);
+	static void *v[600];
+	for (int i = 0; i < 600; i++) {
+		v[i] = in(a, 0, 1000, 0, &e);
+		if (!v[i])
+			bail_out("alloc in a: %d", e);
+		fill(v[i], 1000, (unsigned)i + 7);
+	}
+	share_arg_t sa = { t, a };
+	ok(wait_for(within_share, &sa), "above its share the task's memory moves out of a");
+	bool all = true;
+	for (int i = 0; i < 600; i++)
+		all &= intact(v[i], 1000, (unsigned)i + 7);
+	ok(all, "and keeps its bytes");
+	events = 0;
+	event_bytes = 0;
+	void *p = in(a, 0, 10, 0, &e);   /* its next hl_alloc runs the events */
+	ok(events > 0 && event_from == a && event_to == b,
+	   "its next hl_alloc told it of the moves (%d, %zu bytes)", events, event_bytes);
+	hl_free(p);
+	for (int i = 0; i < 600; i++)
+		hl_free(v[i]);
+	hl_task_join(NULL);
+	hl_task_destroy(t);
+	is_int(hl_region_delete(a), HL_OK, "a deleted");
+	is_int(hl_region_delete(b), HL_OK, "b deleted");
+}
+
 int main(int argc, char **argv)
 {
 	(void)argc;
@@ -330,6 +472,8 @@ int main(int argc, char **argv)
 	test_one_block();
 	test_evacuate();
 	test_refusals();
+	test_relief();
+	test_share();
 	test_task_and_oom(argv);
 	return done_testing();
 }

@@ -55,6 +55,8 @@ static lf_tstack_t mig_reqs_free;
 static __thread mig_req_t *mig_self HL_TLS;
 
 static lf_wfq_t mig_q;
+static uint64_t mig_relief;     /* regions below low that asked for relief */
+#define MIG_PASS_NS 2000000u    /* a background pass's time budget */
 static uint32_t mig_started;    /* 0 none, 1 starting, 2 running */
 static uint32_t mig_wake;       /* bumped on every post (futex word) */
 static uint32_t mig_pause, mig_paused, mig_stopped;
@@ -150,6 +152,80 @@ static void mig_take(mig_req_t *q)
 	mig_req_settle(q, fin);
 }
 
+/* Watermark relief: a region that asked for it and is below its low
+ * watermark has movable memory moved out, a time budget per pass, until
+ * its free bytes are above high (the region's below_low flag, cleared at
+ * the high crossing: hysteresis).  Returns whether work is left. */
+static bool mig_relieve(void)
+{
+	uint64_t m = lf_exchange_acq_rel(&mig_relief, (uint64_t)0);
+	uint64_t again = 0;
+	for (; m; m &= m - 1) {
+		struct hl_region *r = region_at((uint32_t)__builtin_ctzll(m));
+		if (lf_load_acquire(&r->state) != REGION_ALIVE || !lf_load_relaxed(&r->below_low))
+			continue;
+		uint64_t cap = lf_load_relaxed(&r->bk->capacity);
+		uint64_t backed = lf_load_relaxed(&r->bk->backed);
+		uint64_t free = backed < cap ? cap - backed : 0;
+		mig_job_t j = { .kind = MIG_J_RELIEF, .region = r->id, .budget_ns = MIG_PASS_NS,
+				.want = (r->whigh > free ? r->whigh - free : 0) + HL_SLOT_SIZE };
+		mig_serve(&j);
+		lf_fetch_add_relaxed(&mig_st.passes, 1);
+		/* Still low and something moved: another pass after a pause. */
+		if (j.moved_bytes && lf_load_relaxed(&r->below_low))
+			again |= (uint64_t)1 << r->id;
+	}
+	if (again)
+		lf_fetch_or_acq_rel(&mig_relief, again);
+	return again != 0;
+}
+
+typedef struct mig_share_ctx {
+	bool more;
+} mig_share_ctx_t;
+
+/* A task above its share limit of a region has its movable memory there
+ * moved to other regions it may use. */
+static void mig_share_one(struct hl_task *t, void *ctx)
+{
+	mig_share_ctx_t *c = ctx;
+	uint32_t rid = lf_load_relaxed(&t->share_region);
+	if (!rid)
+		return;
+	struct hl_region *r = region_at(rid - 1);
+	sb_arena_t *a = lf_load_acquire(&t->arena[r->id]);
+	if (!a || lf_load_acquire(&r->state) != REGION_ALIVE ||
+	    lf_load_relaxed(&a->gen) != lf_load_relaxed(&r->gen))
+		return;
+	uint64_t held = lf_load_relaxed(&a->acct.backed), lim = t->share_limit;
+	if (held <= lim)
+		return;
+	mig_job_t j = { .kind = MIG_J_SHARE, .task = t, .region = r->id, .want = held - lim,
+			.budget_ns = MIG_PASS_NS };
+	mig_serve(&j);
+	lf_fetch_add_relaxed(&mig_st.passes, 1);
+	c->more |= j.moved_bytes != 0 && lf_load_relaxed(&a->acct.backed) > lim;
+}
+
+static bool mig_background(void)
+{
+	bool more = mig_relieve();
+	mig_share_ctx_t c = { false };
+	task_each(mig_share_one, &c);
+	return more || c.more;
+}
+
+/* region.c's watermark hook, on the thread that crossed: note the region
+ * and wake the coordinator (no allocation, no wait). */
+static void mig_wmark(struct hl_region *r, hl_region_event_t ev)
+{
+	if (ev != HL_EVENT_LOW || !r->relieve || !mig_running())
+		return;
+	lf_fetch_or_acq_rel(&mig_relief, (uint64_t)1 << r->id);
+	lf_fetch_add_acq_rel(&mig_wake, 1u);
+	os_wake_word(&mig_wake);
+}
+
 static void *mig_main(void *arg)
 {
 	(void)arg;
@@ -173,7 +249,9 @@ static void *mig_main(void *arg)
 		uint32_t v = lf_load_acquire(&mig_wake);
 		lf_wfq_node_t *n = lf_wfq_dequeue(&mig_q);
 		if (!n) {
-			os_wait_word(&mig_wake, v, 100);
+			/* Requests first; between them, the background. */
+			bool more = mig_background();
+			os_wait_word(&mig_wake, v, more ? 10 : 100);
 			continue;
 		}
 		mig_take((mig_req_t *)((char *)n - offsetof(mig_req_t, node)));
@@ -421,4 +499,5 @@ void mig_init(void)
 	thread_atfork_register(mig_fork_prepare, mig_fork_parent, mig_fork_child);
 	place_set_fail_hook(mig_oom);
 	region_set_mig_hooks(mig_region_created, mig_evacuate);
+	region_set_watermark_hook(mig_wmark);
 }

@@ -61,6 +61,7 @@ typedef struct mig_rsnap {
 	uint64_t capacity;      /* 0: unbounded */
 	uint64_t backed;
 	uint64_t wmin;
+	uint64_t wlow;          /* its low watermark (0: none) */
 } mig_rsnap_t;
 
 /* A superblock (or, later, a large block) as the planner sees it. */
@@ -89,6 +90,7 @@ typedef struct mig_goal {
 	int node;               /* preferred node, -1: none */
 	bool top_task_first;    /* superblocks of the task holding most first */
 	bool numa;              /* the machine has several nodes */
+	bool keep_low;          /* targets stay above their low watermark */
 } mig_goal_t;
 
 typedef struct mig_move {

@@ -148,6 +148,7 @@ int mig_move(const mig_sbsnap_t *s, struct hl_region *to_r, unsigned tier, uint6
 	bk_unreserve(&from->acct, bytes);
 	lf_store_relaxed(&to->last_ms, os_now_ms());
 	sb_release_owned(d);
+	task_note_move(t, fr->id, to_r->id, bytes);
 	task_arena_done(to);
 	region_leave(to_r);
 	lf_hp_clear(hp, MOVE_HP);

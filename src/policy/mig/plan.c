@@ -101,12 +101,13 @@ static int plan_fits(const mig_sbsnap_t *s, const mig_rsnap_t *src, const mig_rs
 
 /* Room left in t above its min watermark, with planned[] bytes already
  * promised to it. */
-static bool plan_room(const mig_rsnap_t *t, uint64_t planned, uint64_t bytes)
+static bool plan_room(const mig_rsnap_t *t, uint64_t planned, uint64_t bytes, bool keep_low)
 {
 	if (!t->capacity)
 		return true;
 	uint64_t used = t->backed + planned + bytes;
-	return used <= t->capacity && t->capacity - used >= t->wmin;
+	uint64_t floor = keep_low && t->wlow > t->wmin ? t->wlow : t->wmin;
+	return used <= t->capacity && t->capacity - used >= floor;
 }
 
 static unsigned plan_dist(int a, int b)
@@ -176,7 +177,7 @@ void mig_plan(const mig_goal_t *g, const mig_rsnap_t *r, unsigned nr,
 			if (w == MIG_OK)
 				tier = mig_tier_of(src, t, g->numa, &w);
 			if (w == MIG_OK && (t->id >= HL_MAX_REGIONS ||
-					    !plan_room(t, planned[t->id], s->bytes)))
+					    !plan_room(t, planned[t->id], s->bytes, g->keep_low)))
 				w = MIG_R_NOROOM;
 			if (w != MIG_OK) {
 				/* The most telling reason: a rule over "no room". */

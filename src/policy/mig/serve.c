@@ -55,7 +55,7 @@ static unsigned mig_snap_regions(mig_rsnap_t *out)
 			.reach = lf_load_relaxed(&r->reach), .secure = lf_load_relaxed(&bk->secure),
 			.node = lf_load_relaxed(&r->node), .kind = bk->kind,
 			.capacity = lf_load_relaxed(&bk->capacity), .backed = lf_load_relaxed(&bk->backed),
-			.wmin = lf_load_relaxed(&r->wmin),
+			.wmin = lf_load_relaxed(&r->wmin), .wlow = r->wlow,
 		};
 	}
 	return n;
@@ -87,6 +87,10 @@ static void mig_scan_one(pm_slot_t *rec, void *ctx)
 		break;
 	case MIG_J_TASK:
 		if (a->task != q->task)
+			return;
+		break;
+	case MIG_J_SHARE:
+		if (a->task != q->task || a->region != q->region)
 			return;
 		break;
 	default:
@@ -165,10 +169,15 @@ void mig_serve(mig_job_t *q)
 		g.from = q->region;
 		break;
 	case MIG_J_OOM:
+	case MIG_J_RELIEF:
+	case MIG_J_SHARE:
 		g.kind = MIG_G_RELIEVE;
 		g.from = q->region;
 		g.want = q->want;
-		g.top_task_first = true;
+		g.top_task_first = q->kind == MIG_J_OOM;
+		/* Background moves never push a target below its low
+		 * watermark: no region relieves itself into another's trouble. */
+		g.keep_low = q->kind != MIG_J_OOM;
 		break;
 	default:
 		g.kind = MIG_G_PLACE;
@@ -206,7 +215,10 @@ void mig_serve(mig_job_t *q)
 		q->result = HL_EBUSY;
 		return;
 	}
+	uint64_t t0 = os_now_ns();
 	for (size_t i = 0; i < pl.nmoves && !lf_load_acquire(&mig_stop); i++) {
+		if (q->budget_ns && os_now_ns() - t0 > q->budget_ns)
+			break;   /* a background pass's time is up: the next one goes on */
 		const mig_move_t *m = &mig_mv[i];
 		int why = MIG_R_BUSY;
 		uint64_t ns = 0;
@@ -229,7 +241,7 @@ void mig_serve(mig_job_t *q)
 		q->moved_bytes += mig_sb[m->sb].bytes;
 	}
 	q->result = mig_result_of(first);
-	if (q->kind == MIG_J_OOM)
+	if (q->kind == MIG_J_OOM || q->kind == MIG_J_RELIEF || q->kind == MIG_J_SHARE)
 		q->result = q->moved_bytes ? HL_OK : HL_ENOMEM;
 	if (q->kind == MIG_J_EVAC && first != MIG_OK)
 		q->result = HL_EBUSY;
