@@ -47,7 +47,6 @@ hl_desc_t *arena_unlist(sb_arena_t *a, unsigned cls);
 int arena_id_of(const void *p);
 
 /* ---- sb.c --------------------------------------------------------------- */
-void sb_init(void);
 /* Take up to want blocks of class cls for heap h; returns how many (0 only
  * when memory was refused, the reason in *err). */
 unsigned sb_alloc_batch(sb_arena_t *a, unsigned h, unsigned cls, void **out,
@@ -68,7 +67,6 @@ void sb_arena_drop_all(sb_arena_t *a);
  * dropped at once (region reset: no other thread may hold it); r is the
  * caller's hazard record, had before the reset changed anything. */
 void sb_force_retire_owned(hl_desc_t *d, lf_hp_rec_t *r);
-uint64_t sb_link_key(void);
 #ifdef HL_TEST_HOOKS
 hl_desc_t *sb_test_new(unsigned h, unsigned cls);
 void sb_test_list(hl_desc_t *d);
