@@ -2,15 +2,15 @@
  * core/: Michael's allocator core, the caches in front of it and the
  * purging policy.  The rule of this folder: its files call mem/, base/ and
  * lf/, and each other only along tcache -> sb -> arena, tcache -> decay
- * (src/layers.conf); never policy/ or api/.
+ * -> sb (src/layers.conf); never policy/ or api/.
  *
  *   arena.c   arenas (the superblocks of one (task, region) pair), heap
  *             shards with their active/partial slots, partial lists
  *   sb.c      superblocks: anchors, birth and retirement, popping batches
  *             (owner only) and pushing frees (anyone), sweeping
  *   tcache.c  thread caches (the fast path's arrays) and transfer caches
- *   decay.c   when to purge: the clock that gives back cached spans and
- *             large mappings
+ *   decay.c   when to purge: the clock that gives back cached spans,
+ *             free pages of idle superblocks and large mappings
  *
  * The name marker `_owned`: only the thread holding the superblock (it
  * took the descriptor out of a heap slot or a partial list, or made it)
@@ -59,6 +59,11 @@ void sb_free_batch(unsigned cls, void **blocks, unsigned n, const char *call);
  * slots, in its heaps' slots too); returns how many. */
 size_t sb_sweep(sb_arena_t *a);
 size_t sb_sweep_arena(sb_arena_t *a, bool slots);
+/* Decay, arena 0 only: each superblock on its partial lists that sat
+ * there unpopped for SB_IDLE_PASSES calls (all: now) is retired if fully
+ * free, and otherwise gives back the pages only its free blocks cover.
+ * Returns the bytes given back.  Any thread (core/decay.c's). */
+size_t sb_decay(bool all);
 /* Region reset: take every superblock of a out of its heap slots and
  * partial lists (nobody else may use a meanwhile); they are then found by
  * scanning the page map and retired with sb_force_retire_owned. */
@@ -73,6 +78,7 @@ void sb_test_list(hl_desc_t *d);
 hl_desc_t *sb_test_unlist(unsigned cls);
 unsigned sb_test_pop(hl_desc_t *d, void **out, unsigned want, bool *full);
 void sb_test_retire(hl_desc_t *d);
+size_t sb_test_purge(hl_desc_t *d);   /* d's free pages, now (owner) */
 uint32_t sb_test_count(hl_desc_t *d);
 #endif
 

@@ -4,12 +4,13 @@
  * Ownership (DESIGN.md section 2): a descriptor is in exactly one place —
  * a heap's `active` or `partial` slot, a class's partial list, the hands
  * of one thread, or nowhere (FULL: its owner let go when no block was
- * free).  Whoever holds it is the only thread that pops its free list;
- * any thread may push (free).  One popper and many pushers cannot suffer
- * ABA, and no thread reads the link of a block another may be using.
+ * free).  Whoever holds it is the only thread that takes its free blocks
+ * (clears free bits); any thread may push (free: sets bits).
  *
- * Anchor {avail, count, state, tag}: changed only by CAS.  Transitions:
- *   owner pops the last free block          ACTIVE -> FULL (owner lets go)
+ * Free state lives outside user memory: the free bits (mem/mem.h), the
+ * anchor's count and the owner's bump.  Anchor {count, state, tag}:
+ * changed only by CAS.  Transitions:
+ *   owner takes the last free block         ACTIVE -> FULL (owner lets go)
  *   a free brings a FULL one to list_at     FULL -> ACTIVE (freer lists it)
  *   owner finds it fully free (sweep, trim) ACTIVE -> RETIRED
  *
@@ -21,8 +22,8 @@
  *   sb_retire_owned        nothing else on that d       the anchor store (RETIRED)
  *   sb_free_batch          anything; never a second     each group's anchor CAS
  *                          free of the same block
- *   sb_sweep_arena         anything                     per descriptor, as the
- *                                                       owner: pop_all / exchange
+ *   sb_sweep_arena,        anything                     per descriptor, as the
+ *   sb_decay                                            owner: pop_all / exchange
  *   sb_arena_drop_all,     nothing else in that arena   (quiescent)
  *   sb_force_retire_owned
  */
@@ -458,10 +459,60 @@ static bool sb_retire_if_free_owned(hl_desc_t *d)
 	return true;
 }
 
-/* Retire every fully free superblock on arena a's partial lists (and, with
- * slots, in its heaps' slots too).  Any thread; each descriptor examined
- * is owned by the sweeper while it looks at it. */
-size_t sb_sweep_arena(sb_arena_t *a, bool slots)
+/* Owner only: give back the pages of d that only free blocks cover (free
+ * bit set, or past bump: never handed out); returns the bytes.  Pushers
+ * may set bits meanwhile, but only the owner clears one, so a page seen
+ * free stays free; and a block is not in any cache while its bit is set,
+ * so no cached block's mark goes with a page.  The reservation's pages
+ * only (arena 0): a region's pool may be shared, locked or the user's. */
+static size_t sb_purge_free_pages_owned(hl_desc_t *d)
+{
+	const sc_info_t *ci = &sc_table[d->cls];
+	uint32_t bump = d->bump, from = 0;
+	bool inrun = false;
+	size_t bytes = 0;
+	for (uint32_t i = 0; i < bump; i++) {
+		char *b = d->base + (size_t)i * ci->size;
+		uint64_t m;
+		bool isfree = lf_load_relaxed(pm_free_word(b, &m)) & m;
+		if (isfree && !inrun)
+			from = i;
+		else if (!isfree && inrun)
+			bytes += pm_purge_inside(d->base + (size_t)from * ci->size,
+						 (size_t)(i - from) * ci->size);
+		inrun = isfree;
+	}
+	if (!inrun)
+		from = bump;
+	size_t off = (size_t)from * ci->size;
+	return bytes + pm_purge_inside(d->base + off, ((size_t)d->nslots << HL_SLOT_SHIFT) - off);
+}
+
+/* What a sweep does with each listed superblock it holds. */
+enum sb_sweep_how {
+	SB_SWEEP_EMPTY,   /* retire the fully free */
+	SB_DECAY,         /* and, after SB_IDLE_PASSES passes unpopped, purge */
+	SB_DECAY_ALL,     /* purge every listed one now (trim) */
+};
+
+static void sb_sweep_one_owned(hl_desc_t *d, enum sb_sweep_how how, size_t *n, size_t *bytes)
+{
+	unsigned idle = how == SB_SWEEP_EMPTY ? 0 : lf_load_relaxed(&d->idle) + 1u;
+	if (idle)
+		lf_store_relaxed(&d->idle, (uint16_t)(idle < UINT16_MAX ? idle : SB_IDLE_PASSES));
+	bool due = how == SB_DECAY_ALL || (idle && idle % SB_IDLE_PASSES == 0);
+	if ((how == SB_SWEEP_EMPTY || due) && sb_retire_if_free_owned(d)) {
+		(*n)++;
+		return;
+	}
+	/* Check mode checks the mark of every block a refill takes back,
+	 * and a purged page has lost it. */
+	if (due && d->arena == 0 && !hl_config.check)
+		*bytes += sb_purge_free_pages_owned(d);
+	arena_list(d);
+}
+
+static size_t sb_sweep_lists(sb_arena_t *a, enum sb_sweep_how how, size_t *bytes)
 {
 	size_t n = 0;
 	for (unsigned c = 0; c < HL_NCLASSES; c++) {
@@ -474,30 +525,39 @@ size_t sb_sweep_arena(sb_arena_t *a, bool slots)
 #if defined(HL_DEBUG) || defined(HL_TEST_HOOKS)
 			lf_store_relaxed(&d->listed, 0);
 #endif
-			if (sb_retire_if_free_owned(d))
-				n++;
-			else
-				arena_list(d);
+			sb_sweep_one_owned(d, how, &n, bytes);
 		}
 	}
-	if (slots) {
-		for (unsigned h = 0; h < a->nheaps; h++)
-			for (unsigned c = 0; c < HL_NCLASSES; c++) {
-				uint32_t *s[2] = { &a->heaps[h].slot[c].active,
-						   &a->heaps[h].slot[c].partial };
-				for (int k = 0; k < 2; k++) {
-					uint32_t idx = lf_exchange_acq_rel(s[k], 0);
-					if (!idx)
-						continue;
-					hl_desc_t *d = desc_at(idx);
-					if (sb_retire_if_free_owned(d))
-						n++;
-					else
-						sb_put_back_owned(a, h, c, d);
-				}
-			}
-	}
 	return n;
+}
+
+/* Retire every fully free superblock on arena a's partial lists (and, with
+ * slots, in its heaps' slots too).  Any thread; each descriptor examined
+ * is owned by the sweeper while it looks at it. */
+size_t sb_sweep_arena(sb_arena_t *a, bool slots)
+{
+	size_t bytes = 0, n = sb_sweep_lists(a, SB_SWEEP_EMPTY, &bytes);
+	for (unsigned h = 0; slots && h < a->nheaps; h++)
+		for (unsigned c = 0; c < HL_NCLASSES; c++)
+			for (int k = 0; k < 2; k++) {
+				uint32_t idx = lf_exchange_acq_rel(k ? &a->heaps[h].slot[c].partial
+								     : &a->heaps[h].slot[c].active, 0);
+				if (!idx)
+					continue;
+				hl_desc_t *d = desc_at(idx);
+				if (sb_retire_if_free_owned(d))
+					n++;
+				else
+					sb_put_back_owned(a, h, c, d);
+			}
+	return n;
+}
+
+size_t sb_decay(bool all)
+{
+	size_t bytes = 0;
+	sb_sweep_lists(sb_arena(0), all ? SB_DECAY_ALL : SB_DECAY, &bytes);
+	return bytes;
 }
 
 size_t sb_sweep(sb_arena_t *a) { return sb_sweep_arena(a, false); }
@@ -534,5 +594,6 @@ unsigned sb_test_pop(hl_desc_t *d, void **out, unsigned want, bool *full)
 	return sb_pop_owned(d, out, want, full);
 }
 void sb_test_retire(hl_desc_t *d) { sb_retire_owned(d, desc_hp_rec()); }
+size_t sb_test_purge(hl_desc_t *d) { return sb_purge_free_pages_owned(d); }
 uint32_t sb_test_count(hl_desc_t *d) { return a_count(lf_load_acquire(&d->anchor)); }
 #endif
