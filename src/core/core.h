@@ -76,6 +76,7 @@ void sb_force_retire_owned(hl_desc_t *d, lf_hp_rec_t *r);
 hl_desc_t *sb_test_new(unsigned h, unsigned cls);
 void sb_test_list(hl_desc_t *d);
 hl_desc_t *sb_test_unlist(unsigned cls);
+bool sb_test_take(hl_desc_t *d);   /* d off arena 0's list, others left */
 unsigned sb_test_pop(hl_desc_t *d, void **out, unsigned want, bool *full);
 void sb_test_retire(hl_desc_t *d);
 size_t sb_test_purge(hl_desc_t *d);   /* d's free pages, now (owner) */

@@ -587,8 +587,6 @@ hl_desc_t *sb_test_new(unsigned h, unsigned cls)
 	(void)h;
 	return sb_new(sb_arena(0), cls, &err);
 }
-void sb_test_list(hl_desc_t *d) { arena_list(d); }
-hl_desc_t *sb_test_unlist(unsigned cls) { return arena_unlist(sb_arena(0), cls); }
 unsigned sb_test_pop(hl_desc_t *d, void **out, unsigned want, bool *full)
 {
 	return sb_pop_owned(d, out, want, full);

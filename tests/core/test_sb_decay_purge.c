@@ -26,24 +26,6 @@ static void resident(hl_desc_t *d, unsigned char *vec)
 		memset(vec, 0xff, NPAGES);
 }
 
-/* Take d off arena 0's partial list (a free listed it, or a sweep put it
- * back), leaving the others there. */
-static bool own_again(hl_desc_t *d)
-{
-	hl_desc_t *x, *other[64];
-	unsigned n = 0;
-	bool got = false;
-	while (!got && n < 64 && (x = sb_test_unlist(cls)) != NULL) {
-		if (x == d)
-			got = true;
-		else
-			other[n++] = x;
-	}
-	while (n)
-		sb_test_list(other[--n]);
-	return got;
-}
-
 static bool pattern_ok(const unsigned char *b, size_t len, unsigned char c)
 {
 	for (size_t i = 0; i < len; i++)
@@ -124,7 +106,7 @@ int main(void)
 	 * be the eighth, due). */
 	sb_decay(false);
 	sb_decay(false);
-	bool own = own_again(d);
+	bool own = sb_test_take(d);
 	void *back[HL_MAX_BATCH];
 	unsigned m = own ? sb_test_pop(d, back, 1, &full) : 0;
 	ok(m == 1 && back[0] == out[2 * per_page] && pattern_ok(back[0], ci->size, 0),

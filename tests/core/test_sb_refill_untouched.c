@@ -32,24 +32,6 @@ static unsigned pop_all(hl_desc_t *d, void **out, unsigned max)
 	return n;
 }
 
-/* d came back to the partial list when a free raised it past list_at:
- * take it off again, so that it is ours. */
-static bool own_again(hl_desc_t *d)
-{
-	hl_desc_t *x, *other[64];
-	unsigned n = 0;
-	bool got = false;
-	while (!got && n < 64 && (x = sb_test_unlist(cls)) != NULL) {
-		if (x == d)
-			got = true;
-		else
-			other[n++] = x;
-	}
-	while (n)
-		sb_test_list(other[--n]);
-	return got;
-}
-
 /* Blocks never handed out: the whole span PROT_NONE, every block popped. */
 static int scenario_bump(void)
 {
@@ -88,7 +70,7 @@ static int scenario_freed(void)
 		v[nf++] = out[i];
 	v[nf++] = out[9 * per_page + 3];
 	sb_free_batch(cls, v, nf, "free");
-	if (!own_again(d))
+	if (!sb_test_take(d))
 		return 4;
 	if (mprotect(d->base + 2 * HL_PAGE, 4 * HL_PAGE, PROT_NONE) ||
 	    mprotect(d->base + 9 * HL_PAGE, HL_PAGE, PROT_NONE))
