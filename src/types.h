@@ -13,7 +13,7 @@
  *          a stamp for decay.
  *   superblock = a span of 1, 2, 4 or 8 slots, holding blocks of one class.
  *   descriptor (hl_desc_t, 64 B, in the descriptor arena) = one
- *     superblock's metadata; its anchor {avail, count, state, tag} is
+ *     superblock's metadata; its anchor {count, state, tag} is
  *     changed only by CAS.
  *   arena (sb_arena_t) = the superblocks of one (task, region) pair: heap
  *     shards with per-class `active` and `partial` slots (ownership
@@ -83,20 +83,22 @@ typedef struct sc_info {
 } sc_info_t;
 
 /* ---- anchor ------------------------------------------------------------- */
-/* {avail, count, state, epoch, tag}: widths stated here, checked in
- * core/sb.c.  The epoch bit flips when the coordinator moves the
- * superblock to another arena: a free learns from its own CAS which arena
- * it freed into (hl_desc_t.arena). */
-#define HL_ANCHOR_AVAIL_BITS 13
+/* {count, state, epoch, spare, tag}: widths stated here, checked in
+ * core/sb.c.  A superblock's free blocks are its free bits (mem/mem.h)
+ * plus the run past its bump; the anchor keeps only how many there are.
+ * The epoch bit flips when the coordinator moves the superblock to another
+ * arena: a free learns from its own CAS which arena it freed into
+ * (hl_desc_t.arena).  The spare bits are always zero: no code reads them. */
 #define HL_ANCHOR_COUNT_BITS 13
 #define HL_ANCHOR_STATE_BITS 2
 #define HL_ANCHOR_EPOCH_BITS 1
+#define HL_ANCHOR_SPARE_BITS 16
 #define HL_ANCHOR_TAG_MAX_BITS \
-	(64 - HL_ANCHOR_AVAIL_BITS - HL_ANCHOR_COUNT_BITS - HL_ANCHOR_STATE_BITS - \
-	 HL_ANCHOR_EPOCH_BITS)
+	(64 - HL_ANCHOR_COUNT_BITS - HL_ANCHOR_STATE_BITS - HL_ANCHOR_EPOCH_BITS - \
+	 HL_ANCHOR_SPARE_BITS)
 #define HL_ANCHOR_TAG_BITS \
 	(HL_TAG_BITS < HL_ANCHOR_TAG_MAX_BITS ? HL_TAG_BITS : HL_ANCHOR_TAG_MAX_BITS)
-#define HL_AVAIL_NONE ((1u << HL_ANCHOR_AVAIL_BITS) - 1u)
+#define HL_ANCHOR_COUNT_MAX ((1u << HL_ANCHOR_COUNT_BITS) - 1u)
 
 enum sb_state {
 	SB_ACTIVE = 0,  /* in someone's hands: a heap slot, a list, a thread */
@@ -110,8 +112,12 @@ typedef struct hl_desc {
 	uint32_t plist_link;    /* partial-list link (tagged stack) */
 	uint32_t idx;           /* own index in the descriptor arena */
 	char *base;             /* superblock start */
-	uint32_t cls;
-	uint32_t maxcount;
+	uint16_t cls;
+	uint16_t maxcount;
+	uint16_t cursor;        /* owner's hint (relaxed): the free-bit word
+				 * its last refill stopped at */
+	uint16_t idle;          /* decay passes that found it listed and not
+				 * popped since (relaxed; core/sb.c) */
 	uint32_t listed;        /* test builds: 1 while on a partial list */
 	uint32_t arena;         /* atomic: arena id (task, region) in bits
 				 * 0-15, the one before the last move in
@@ -123,7 +129,7 @@ typedef struct hl_desc {
 	uint32_t need;          /* constraints of every block it served:
 				 * reach bits | HL_NEED_SECURE | HL_NEED_PINNED */
 	uint32_t bump;          /* owner only: blocks from here on were never
-				 * handed out; their links are implicit */
+				 * handed out (free, with no free bit) */
 } hl_desc_t;
 
 /* What a superblock's blocks were allocated under (hl_desc_t.need): where

@@ -31,7 +31,6 @@ static void hl_init_layers(void)
 	desc_init();
 	/* core */
 	arena_init();
-	sb_init();
 	tc_init();
 	/* policy */
 	region_init();

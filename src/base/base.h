@@ -58,7 +58,6 @@ char *hl_fmt_u64(char *o, char *end, uint64_t v);
 #define HL_WHY_FREE_LARGE "double free (large block freed twice at once)"
 #define HL_WHY_INHERITED "block of a region shared with the parent process (a fork child may not free it)"
 #define HL_WHY_REALLOC_FREE "block is already free (it is in the thread cache)"
-#define HL_WHY_LINK "free-list link overwritten after free (index out of range)"
 #define HL_WHY_WRITTEN "block written after free"
 #define HL_WHY_JUNK "block written after free (junk overwritten)"
 #define HL_WHY_SIZE "size does not match the block"

@@ -47,7 +47,7 @@ void sc_init(void)
 		b = b < 4 ? 4 : b > HL_MAX_BATCH ? HL_MAX_BATCH : b;
 		ci->batch = b < ci->maxcount ? b : ci->maxcount;
 		ci->list_at = ci->maxcount / 4 ? ci->maxcount / 4 : 1;
-		HL_ASSERT(ci->maxcount < HL_AVAIL_NONE);
+		HL_ASSERT(ci->maxcount <= HL_ANCHOR_COUNT_MAX);
 	}
 	unsigned c = 0;
 	for (size_t i = 0; i < sizeof sc_small_lut; i++) {

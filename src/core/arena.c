@@ -148,3 +148,20 @@ hl_desc_t *arena_unlist(sb_arena_t *a, unsigned cls)
 #endif
 	return d;
 }
+
+#ifdef HL_TEST_HOOKS
+/* The partial lists of arena 0, for the deterministic tests (sb_test_*
+ * in core.h: they are the superblock tests' hooks). */
+void sb_test_list(hl_desc_t *d) { arena_list(d); }
+hl_desc_t *sb_test_unlist(unsigned cls) { return arena_unlist(sb_arena(0), cls); }
+bool sb_test_take(hl_desc_t *d)
+{
+	hl_desc_t *x = NULL, *other[64];
+	unsigned n = 0;
+	while (n < 64 && (x = sb_test_unlist(d->cls)) != NULL && x != d)
+		other[n++] = x;
+	while (n)
+		sb_test_list(other[--n]);
+	return x == d;
+}
+#endif

@@ -2,15 +2,15 @@
  * core/: Michael's allocator core, the caches in front of it and the
  * purging policy.  The rule of this folder: its files call mem/, base/ and
  * lf/, and each other only along tcache -> sb -> arena, tcache -> decay
- * (src/layers.conf); never policy/ or api/.
+ * -> sb (src/layers.conf); never policy/ or api/.
  *
  *   arena.c   arenas (the superblocks of one (task, region) pair), heap
  *             shards with their active/partial slots, partial lists
  *   sb.c      superblocks: anchors, birth and retirement, popping batches
  *             (owner only) and pushing frees (anyone), sweeping
  *   tcache.c  thread caches (the fast path's arrays) and transfer caches
- *   decay.c   when to purge: the clock that gives back cached spans and
- *             large mappings
+ *   decay.c   when to purge: the clock that gives back cached spans,
+ *             free pages of idle superblocks and large mappings
  *
  * The name marker `_owned`: only the thread holding the superblock (it
  * took the descriptor out of a heap slot or a partial list, or made it)
@@ -47,7 +47,6 @@ hl_desc_t *arena_unlist(sb_arena_t *a, unsigned cls);
 int arena_id_of(const void *p);
 
 /* ---- sb.c --------------------------------------------------------------- */
-void sb_init(void);
 /* Take up to want blocks of class cls for heap h; returns how many (0 only
  * when memory was refused, the reason in *err). */
 unsigned sb_alloc_batch(sb_arena_t *a, unsigned h, unsigned cls, void **out,
@@ -75,6 +74,11 @@ void sb_release_owned(hl_desc_t *d);
  * slots, in its heaps' slots too); returns how many. */
 size_t sb_sweep(sb_arena_t *a);
 size_t sb_sweep_arena(sb_arena_t *a, bool slots);
+/* Decay, arena 0 only: each superblock on its partial lists that sat
+ * there unpopped for SB_IDLE_PASSES calls (all: now) is retired if fully
+ * free, and otherwise gives back the pages only its free blocks cover.
+ * Returns the bytes given back.  Any thread (core/decay.c's). */
+size_t sb_decay(bool all);
 /* Region reset: take every superblock of a out of its heap slots and
  * partial lists (nobody else may use a meanwhile); they are then found by
  * scanning the page map and retired with sb_force_retire_owned. */
@@ -83,13 +87,14 @@ void sb_arena_drop_all(sb_arena_t *a);
  * dropped at once (region reset: no other thread may hold it); r is the
  * caller's hazard record, had before the reset changed anything. */
 void sb_force_retire_owned(hl_desc_t *d, lf_hp_rec_t *r);
-uint64_t sb_link_key(void);
 #ifdef HL_TEST_HOOKS
 hl_desc_t *sb_test_new(unsigned h, unsigned cls);
 void sb_test_list(hl_desc_t *d);
 hl_desc_t *sb_test_unlist(unsigned cls);
+bool sb_test_take(hl_desc_t *d);   /* d off arena 0's list, others left */
 unsigned sb_test_pop(hl_desc_t *d, void **out, unsigned want, bool *full);
 void sb_test_retire(hl_desc_t *d);
+size_t sb_test_purge(hl_desc_t *d);   /* d's free pages, now (owner) */
 uint32_t sb_test_count(hl_desc_t *d);
 #endif
 

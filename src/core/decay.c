@@ -30,6 +30,7 @@ void decay_tick(void)
 	if (!lf_cas_strong_acq_rel(&decay_next_ms, &next, now + step))
 		return;
 	pm_purge(false);
+	sb_decay(false);
 	large_trim(false);
 	if (decay_sweep_hook)
 		decay_sweep_hook(now);
@@ -37,6 +38,6 @@ void decay_tick(void)
 
 size_t decay_purge_all(void)
 {
-	size_t b = pm_purge(true);
+	size_t b = pm_purge(true) + sb_decay(true);
 	return b + large_trim(true);
 }

@@ -4,12 +4,13 @@
  * Ownership (DESIGN.md section 2): a descriptor is in exactly one place —
  * a heap's `active` or `partial` slot, a class's partial list, the hands
  * of one thread, or nowhere (FULL: its owner let go when no block was
- * free).  Whoever holds it is the only thread that pops its free list;
- * any thread may push (free).  One popper and many pushers cannot suffer
- * ABA, and no thread reads the link of a block another may be using.
+ * free).  Whoever holds it is the only thread that takes its free blocks
+ * (clears free bits); any thread may push (free: sets bits).
  *
- * Anchor {avail, count, state, tag}: changed only by CAS.  Transitions:
- *   owner pops the last free block          ACTIVE -> FULL (owner lets go)
+ * Free state lives outside user memory: the free bits (mem/mem.h), the
+ * anchor's count and the owner's bump.  Anchor {count, state, tag}:
+ * changed only by CAS.  Transitions:
+ *   owner takes the last free block         ACTIVE -> FULL (owner lets go)
  *   a free brings a FULL one to list_at     FULL -> ACTIVE (freer lists it)
  *   owner finds it fully free (sweep, trim) ACTIVE -> RETIRED
  *
@@ -21,8 +22,8 @@
  *   sb_retire_owned        nothing else on that d       the anchor store (RETIRED)
  *   sb_free_batch          anything; never a second     each group's anchor CAS
  *                          free of the same block
- *   sb_sweep_arena         anything                     per descriptor, as the
- *                                                       owner: pop_all / exchange
+ *   sb_sweep_arena,        anything                     per descriptor, as the
+ *   sb_decay                                            owner: pop_all / exchange
  *   sb_arena_drop_all,     nothing else in that arena   (quiescent)
  *   sb_force_retire_owned
  */
@@ -33,76 +34,48 @@
 
 /* Looks again at a limit before sb_alloc_batch fails (see there). */
 #define SB_LIMIT_TRIES 32
+/* Decay passes (a quarter of HEAPLIB_DECAY_MS apart at the most) a listed
+ * superblock must sit unpopped before its free pages are given back. */
+#define SB_IDLE_PASSES 4u
 
-#define A_AVAIL_MASK ((1u << HL_ANCHOR_AVAIL_BITS) - 1u)
-#define A_COUNT_SHIFT HL_ANCHOR_AVAIL_BITS
-#define A_COUNT_MASK ((1u << HL_ANCHOR_COUNT_BITS) - 1u)
-#define A_STATE_SHIFT (HL_ANCHOR_AVAIL_BITS + HL_ANCHOR_COUNT_BITS)
-#define A_EPOCH_SHIFT (A_STATE_SHIFT + HL_ANCHOR_STATE_BITS)
-#define A_TAG_SHIFT (A_EPOCH_SHIFT + HL_ANCHOR_EPOCH_BITS)
+#define A_COUNT_MASK HL_ANCHOR_COUNT_MAX
+#define A_STATE_SHIFT HL_ANCHOR_COUNT_BITS
+#define A_EPOCH_SHIFT (HL_ANCHOR_COUNT_BITS + HL_ANCHOR_STATE_BITS)
+#define A_TAG_SHIFT (HL_ANCHOR_COUNT_BITS + HL_ANCHOR_STATE_BITS + HL_ANCHOR_EPOCH_BITS + \
+		     HL_ANCHOR_SPARE_BITS)
 #define A_TAG_MASK ((((uint64_t)1) << HL_ANCHOR_TAG_BITS) - 1u)
+#define SB_WORDS_PER_SLOT (HL_BITS_PER_SLOT / 64)
 
-_Static_assert(HL_ANCHOR_AVAIL_BITS + HL_ANCHOR_COUNT_BITS +
-	       HL_ANCHOR_STATE_BITS + HL_ANCHOR_EPOCH_BITS + HL_ANCHOR_TAG_MAX_BITS == 64,
+_Static_assert(HL_ANCHOR_COUNT_BITS + HL_ANCHOR_STATE_BITS + HL_ANCHOR_EPOCH_BITS +
+	       HL_ANCHOR_SPARE_BITS + HL_ANCHOR_TAG_MAX_BITS == 64,
 	       "anchor fields fill one 64-bit word");
-_Static_assert((HL_MAX_SB_SLOTS * HL_SLOT_SIZE) / HL_MIN_BLOCK / HL_MAX_SB_SLOTS
-	       < (1u << HL_ANCHOR_AVAIL_BITS) - 1u,
-	       "avail holds every block index of a one-slot superblock");
 _Static_assert(HL_SLOT_SIZE / HL_MIN_BLOCK <= A_COUNT_MASK,
 	       "count holds the largest block count");
+_Static_assert(HL_MAX_SB_SLOTS * SB_WORDS_PER_SLOT <= UINT16_MAX,
+	       "the cursor holds every free-bit word of a superblock");
 _Static_assert(HL_ANCHOR_TAG_BITS >= 1, "anchor keeps a tag");
 _Static_assert(sizeof(hl_desc_t) == (1u << HL_DESC_SHIFT), "descriptor size");
 
-static inline uint32_t a_avail(uint64_t a) { return (uint32_t)a & A_AVAIL_MASK; }
-static inline uint32_t a_count(uint64_t a) { return (uint32_t)(a >> A_COUNT_SHIFT) & A_COUNT_MASK; }
+static inline uint32_t a_count(uint64_t a) { return (uint32_t)a & A_COUNT_MASK; }
 static inline unsigned a_state(uint64_t a) { return (unsigned)(a >> A_STATE_SHIFT) & 3u; }
 static inline unsigned a_epoch(uint64_t a) { return (unsigned)(a >> A_EPOCH_SHIFT) & 1u; }
 
 /* The next anchor after old: the tag moves on, the epoch stays. */
-static inline uint64_t a_make(uint32_t avail, uint32_t count, unsigned state,
-			      uint64_t old)
+static inline uint64_t a_make(uint32_t count, unsigned state, uint64_t old)
 {
 	uint64_t tag = ((old >> A_TAG_SHIFT) + 1) & A_TAG_MASK;
-	return (uint64_t)avail | ((uint64_t)count << A_COUNT_SHIFT) |
-	       ((uint64_t)state << A_STATE_SHIFT) |
+	return (uint64_t)count | ((uint64_t)state << A_STATE_SHIFT) |
 	       ((uint64_t)a_epoch(old) << A_EPOCH_SHIFT) | (tag << A_TAG_SHIFT);
-}
-
-static uint32_t sb_lkey;   /* link encoding key */
-
-void sb_init(void)
-{
-	sb_lkey = (uint32_t)(os_random64() >> 16);
-}
-
-uint64_t sb_link_key(void) { return sb_lkey; }
-
-/* Free-list links live in the first word of a free block, encoded with
- * the block's address and a per-process key, so that a stray write is
- * caught (decoded index out of range) instead of followed. */
-static inline void blk_set_link(char *b, uint32_t idx)
-{
-	*(uint32_t *)b = idx ^ sb_lkey ^ (uint32_t)((uintptr_t)b >> 4);
-}
-
-static inline uint32_t blk_link(const char *b)
-{
-	return *(const uint32_t *)b ^ sb_lkey ^ (uint32_t)((uintptr_t)b >> 4);
-}
-
-static inline void blk_mark_free(char *b)
-{
-	((uint64_t *)b)[1] = hl_key;
 }
 
 /* ---- free bits ---------------------------------------------------------- */
 
-/* Set (freed into the superblock) or clear (popped by its owner) the free
- * bits of blocks v[0..n), one RMW per word for blocks that share one (a
- * batch is sorted by address).  Setting returns the first block whose bit
- * was set already, a double free, or NULL.  Any thread: the words are
- * shared with other blocks' pushers. */
-static void *sb_bits(void *const *v, unsigned n, bool set)
+/* Set the free bits of blocks v[0..n) (freed into their superblock), one
+ * RMW per word for blocks that share one (a batch is sorted by address).
+ * Returns the first block whose bit was set already, a double free, or
+ * NULL.  Any thread: the words are shared with other blocks' pushers and
+ * with the owner, who clears bits as it takes blocks (sb_take_bits_owned). */
+static void *sb_bits_set(void *const *v, unsigned n)
 {
 	for (unsigned i = 0; i < n;) {
 		uint64_t mask, m;
@@ -112,23 +85,19 @@ static void *sb_bits(void *const *v, unsigned n, bool set)
 			mask |= m;
 			j++;
 		}
-		if (!set) {
-			lf_fetch_and_acq_rel(w, ~mask);
-		} else {
-			uint64_t old = lf_fetch_or_acq_rel(w, mask);
-			for (unsigned k = i; (old & mask) && k < j; k++) {
-				pm_free_word(v[k], &m);
-				if (old & m)
-					return v[k];
-			}
+		uint64_t old = lf_fetch_or_acq_rel(w, mask);
+		for (unsigned k = i; (old & mask) && k < j; k++) {
+			pm_free_word(v[k], &m);
+			if (old & m)
+				return v[k];
 		}
 		i = j;
 	}
 	return NULL;
 }
 
-/* A new superblock's blocks are all in use as far as its bits go (the
- * implicit run past bump is handed out without them). */
+/* A new superblock has no free bit set: its blocks are all in the run
+ * past bump, which is counted without them. */
 static void sb_bits_clear_span(char *base, uint32_t nslots)
 {
 	for (uint32_t j = 0; j < nslots; j++) {
@@ -202,13 +171,15 @@ static hl_desc_t *sb_new(sb_arena_t *a, unsigned cls, int *err)
 	d->nslots = ci->nslots;
 	lf_store_relaxed(&d->listed, 0);
 	lf_store_relaxed(&d->need, (uint32_t)HL_REACH_SYS);
-	/* No block is written now: the free list starts as the implicit run
-	 * 0, 1, 2, ... past d->bump, so a superblock's pages are touched only
-	 * as its blocks are handed out. */
+	/* No block is written now: every block is in the run past d->bump,
+	 * so a superblock's pages are touched only as its blocks are handed
+	 * out. */
 	d->bump = 0;
+	lf_store_relaxed(&d->cursor, 0);
+	lf_store_relaxed(&d->idle, 0);
 	sb_bits_clear_span(base, ci->nslots);
 	uint64_t old = lf_load_relaxed(&d->anchor);
-	lf_store_release(&d->anchor, a_make(0, ci->maxcount, SB_ACTIVE, old));
+	lf_store_release(&d->anchor, a_make(ci->maxcount, SB_ACTIVE, old));
 	for (uint32_t j = 0; j < ci->nslots; j++)
 		lf_store_release(&pm_lookup(base + ((size_t)j << HL_SLOT_SHIFT))->word,
 				 PM_WORD(d->idx, cls, j, PM_SMALL, a->id));
@@ -226,7 +197,7 @@ static void sb_retire_owned(hl_desc_t *d, lf_hp_rec_t *r)
 {
 	uint64_t old = lf_load_relaxed(&d->anchor);
 	HL_ASSERT(a_count(old) == d->maxcount && a_state(old) == SB_ACTIVE);
-	lf_store_release(&d->anchor, a_make(HL_AVAIL_NONE, d->maxcount, SB_RETIRED, old));
+	lf_store_release(&d->anchor, a_make(d->maxcount, SB_RETIRED, old));
 	sb_arena_t *a = sb_arena(desc_arena_id(d));
 	sb_span_put(a, d->base, d->span, sb_order(d->nslots));
 	lf_fetch_sub_relaxed(&a->superblocks, 1);
@@ -242,60 +213,95 @@ static void sb_retire_owned(hl_desc_t *d, lf_hp_rec_t *r)
 void sb_force_retire_owned(hl_desc_t *d, lf_hp_rec_t *r)
 {
 	uint64_t old = lf_load_relaxed(&d->anchor);
-	lf_store_release(&d->anchor, a_make(0, d->maxcount, SB_ACTIVE, old));
+	lf_store_release(&d->anchor, a_make(d->maxcount, SB_ACTIVE, old));
 	sb_retire_owned(d, r);
 }
 
-/* Owner only: take up to want blocks with one CAS.  Pushers may run at
- * the same time (the CAS then fails and we walk again).  Sets *full when
+/* Owner only: clear n of d's set free bits, from its cursor on and round
+ * once, and write their blocks to out.  The caller knows n are set: a
+ * pusher sets its bits before its anchor CAS counts them, and only the
+ * owner clears bits.  Reads the bits and the descriptor, never a block. */
+static void sb_take_bits_owned(hl_desc_t *d, void **out, unsigned n)
+{
+	unsigned words = d->nslots * SB_WORDS_PER_SLOT, got = 0;
+	unsigned wi = lf_load_relaxed(&d->cursor), slot = ~0u;
+	uint64_t *bits = NULL, m;
+	if (!n)
+		return;
+	if (wi >= words)
+		wi = 0;
+	for (unsigned step = 0; step < words; step++) {
+		if (wi / SB_WORDS_PER_SLOT != slot) {
+			/* Slot by slot: a pool's span may cross a 1 GiB range,
+			 * and the bits of each range are a map of their own. */
+			slot = wi / SB_WORDS_PER_SLOT;
+			bits = pm_free_word(d->base + ((size_t)slot << HL_SLOT_SHIFT), &m);
+		}
+		uint64_t *w = bits + wi % SB_WORDS_PER_SLOT;
+		uint64_t v = lf_load_relaxed(w);
+		if (v) {
+			char *g = d->base + ((size_t)wi << (6 + HL_GRANULE_SHIFT));
+			uint64_t take = 0;
+			for (; v && got < n; v &= v - 1) {
+				unsigned b = (unsigned)__builtin_ctzll(v);
+				take |= (uint64_t)1 << b;
+				out[got++] = g + ((size_t)b << HL_GRANULE_SHIFT);
+			}
+			lf_fetch_and_acq_rel(w, ~take);
+			if (got == n)
+				break;   /* the next refill starts at this word */
+		}
+		wi = wi + 1 < words ? wi + 1 : 0;
+	}
+	lf_store_relaxed(&d->cursor, (uint16_t)wi);
+	if (HL_UNLIKELY(got != n))
+		hl_fatal_assert("free bits fewer than the free count", __FILE__, __LINE__);
+}
+
+/* Owner only: take up to want blocks with one CAS, the blocks freed into
+ * d first (found by their free bits), then never handed out ones past
+ * bump.  Pushers may run at the same time (they only raise the count: the
+ * CAS then fails and is tried again on the same blocks).  Sets *full when
  * the owner has let go of d (no free block left). */
 static unsigned sb_pop_owned(hl_desc_t *d, void **out, unsigned want, bool *full)
 {
 	const sc_info_t *ci = &sc_table[d->cls];
-	char *base = d->base;
 	uint32_t bump = d->bump;   /* only the owner moves it */
 	uint64_t a = lf_load_acquire(&d->anchor);
-	for (;;) {
-		uint32_t count = a_count(a), idx = a_avail(a), nbump = bump;
-		HL_ASSERT(a_state(a) == SB_ACTIVE && count > 0);
-		unsigned k = want < count ? want : count;
-		for (unsigned i = 0; i < k; i++) {
-			if (HL_UNLIKELY(idx >= d->maxcount))
-				hl_fatal("malloc", base, HL_WHY_LINK);
-			char *b = base + (size_t)idx * ci->size;
-			out[i] = b;
-			if (idx >= bump) {
-				/* Never handed out: the next block is the next one.
-				 * (Check mode: whatever an earlier life of the span
-				 * left here is not this block's free mark.) */
-				if (HL_UNLIKELY(hl_config.check))
-					((uint64_t *)b)[1] = 0;
-				nbump = idx + 1 > nbump ? idx + 1 : nbump;
-				idx = idx + 1 < d->maxcount ? idx + 1 : HL_AVAIL_NONE;
-				continue;
-			}
-			if (HL_UNLIKELY(((uint64_t *)b)[1] != hl_key))
-				hl_fatal("malloc", b, HL_WHY_WRITTEN);
-			idx = blk_link(b);
-			/* Batch frees link blocks in address order: the next
-			 * ones are likely just ahead (a prefetch never faults). */
-			__builtin_prefetch(base + ((size_t)idx + 4) * ci->size);
-		}
-		uint32_t rest = count - k;
-		if (rest && HL_UNLIKELY(idx >= d->maxcount))
-			hl_fatal("malloc", out[k - 1], HL_WHY_LINK);
-		uint64_t n = a_make(rest ? idx : HL_AVAIL_NONE, rest,
-				    rest ? SB_ACTIVE : SB_FULL, a);
-		/* Written before the CAS so that its release publishes it to
-		 * whoever owns d next (a failed CAS rewrites it next pass). */
-		d->bump = nbump;
-		HL_HOOK("sb_pop_read");
-		if (lf_cas_weak_acq_rel(&d->anchor, &a, n)) {
-			*full = rest == 0;
-			sb_bits(out, k, false);   /* ours now: not free any more */
-			return k;
-		}
+	uint32_t count = a_count(a), untouched = d->maxcount - bump;
+	HL_ASSERT(a_state(a) == SB_ACTIVE && count > 0 && count >= untouched);
+	unsigned k = want < count ? want : count;
+	unsigned freed = k < count - untouched ? k : count - untouched;
+	/* Everything is taken before the CAS: once it publishes FULL, a
+	 * pusher may list d and a new owner scan its bits. */
+	sb_take_bits_owned(d, out, freed);
+	for (unsigned i = freed; i < k; i++) {
+		char *b = d->base + (size_t)(bump + i - freed) * ci->size;
+		/* Check mode: whatever an earlier life of the span left here
+		 * is not this block's free mark. */
+		if (HL_UNLIKELY(hl_config.check))
+			((uint64_t *)b)[1] = 0;
+		out[i] = b;
 	}
+	/* Before the CAS, so that its release publishes it to whoever owns
+	 * d next (through a FULL superblock a freer lists). */
+	d->bump = bump + (k - freed);
+	lf_store_relaxed(&d->idle, 0);
+	uint32_t rest;
+	for (;;) {
+		rest = a_count(a) - k;
+		HL_HOOK("sb_pop_read");
+		if (lf_cas_weak_acq_rel(&d->anchor, &a,
+					a_make(rest, rest ? SB_ACTIVE : SB_FULL, a)))
+			break;
+	}
+	/* Check mode marks every block it frees into a superblock: one whose
+	 * mark is gone was written after its free. */
+	for (unsigned i = 0; HL_UNLIKELY(hl_config.check) && i < freed; i++)
+		if (((uint64_t *)out[i])[1] != hl_key)
+			hl_fatal("malloc", out[i], HL_WHY_WRITTEN);
+	*full = rest == 0;
+	return k;
 }
 
 /* Owner only: keep d where the next allocation finds it. */
@@ -371,21 +377,15 @@ static inline unsigned sb_list_at(const hl_desc_t *d, const sc_info_t *ci, uint3
 }
 
 /* Push the group blocks[0..n) (all of descriptor d) with one CAS;
- * returns the arena d belonged to at that CAS. */
-static unsigned sb_push_group(hl_desc_t *d, char **blocks, unsigned n,
-			      const uint32_t *idxs, const char *call)
+ * returns the arena d belonged to at that CAS.  No block is written: the
+ * free bits, set first, and the count are all the free state. */
+static unsigned sb_push_group(hl_desc_t *d, char **blocks, unsigned n, const char *call)
 {
-	/* Before a link is written: a block already free in its superblock
-	 * is caught here, however long ago it was freed and however many
-	 * caches it went through. */
-	void *dup = sb_bits((void *const *)blocks, n, true);
+	/* A block already free in its superblock is caught here, however
+	 * long ago it was freed and however many caches it went through. */
+	void *dup = sb_bits_set((void *const *)blocks, n);
 	if (HL_UNLIKELY(dup))
 		hl_fatal(call, dup, HL_WHY_FREE_FREE);
-	for (unsigned i = 0; i + 1 < n; i++) {
-		blk_set_link(blocks[i], idxs[i + 1]);
-		blk_mark_free(blocks[i]);
-	}
-	blk_mark_free(blocks[n - 1]);
 	const sc_info_t *ci = &sc_table[d->cls];
 	uint64_t a = lf_load_acquire(&d->anchor);
 	for (;;) {
@@ -396,8 +396,7 @@ static unsigned sb_push_group(hl_desc_t *d, char **blocks, unsigned n,
 		bool list = state == SB_FULL && count >= sb_list_at(d, ci, count);
 		if (list)
 			state = SB_ACTIVE;
-		blk_set_link(blocks[n - 1], a_avail(a));
-		uint64_t nw = a_make(idxs[0], count, state, a);
+		uint64_t nw = a_make(count, state, a);
 		/* Read after the anchor: if the CAS below succeeds, no move
 		 * flipped the epoch in between, and the arena word is the one
 		 * of that epoch or of the next move, which keeps it as prev. */
@@ -431,16 +430,22 @@ unsigned sb_free_one(unsigned cls, void *p, const char *call)
 	if (HL_UNLIKELY(!rec || PM_KIND(w) != PM_SMALL || PM_CLS(w) != cls))
 		hl_fatal(call, p, HL_WHY_NOT_OURS);
 	hl_desc_t *d = desc_at(PM_DESC(w));
-	long bi = sc_block_index(cls, (size_t)((char *)p - d->base));
-	if (HL_UNLIKELY(bi < 0 || (char *)p < d->base))
+	if (HL_UNLIKELY((char *)p < d->base ||
+			sc_block_index(cls, (size_t)((char *)p - d->base)) < 0))
 		hl_fatal(call, p, HL_WHY_INTERIOR);
-	uint32_t idx = (uint32_t)bi;
-	return sb_push_group(d, (char **)&p, 1, &idx, call);
+	((uint64_t *)p)[1] = hl_key;   /* a lone block: marked, as sb_free_batch does */
+	return sb_push_group(d, (char **)&p, 1, call);
 }
 
 void sb_free_batch(unsigned cls, void **blocks, unsigned n, const char *call)
 {
-	uint32_t idxs[2 * HL_MAX_BATCH];
+	/* The free mark, once a block is known for one and before its bit
+	 * is set (a purge may take its page after that): a lone block was
+	 * just the program's, its line is warm, and marked it is caught at
+	 * the free itself if it is freed again; a batch from a cache carries
+	 * the mark its free wrote.  Check mode marks them all, for the check
+	 * at refill. */
+	bool mark = n == 1 || HL_UNLIKELY(hl_config.check);
 	sb_sort(blocks, n);
 	unsigned i = 0;
 	while (i < n) {
@@ -457,12 +462,11 @@ void sb_free_batch(unsigned cls, void **blocks, unsigned n, const char *call)
 				hl_fatal(call, blocks[j], HL_WHY_INTERIOR);
 			if (j > i && blocks[j] == blocks[j - 1])
 				hl_fatal(call, blocks[j], HL_WHY_FREE_TWICE);
-			if (j - i >= 2 * HL_MAX_BATCH)
-				break;
-			idxs[j - i] = (uint32_t)bi;
+			if (mark)
+				((uint64_t *)blocks[j])[1] = hl_key;
 			j++;
 		}
-		sb_push_group(d, (char **)blocks + i, j - i, idxs, call);
+		sb_push_group(d, (char **)blocks + i, j - i, call);
 		i = j;
 	}
 }
@@ -481,10 +485,60 @@ static bool sb_retire_if_free_owned(hl_desc_t *d)
 	return true;
 }
 
-/* Retire every fully free superblock on arena a's partial lists (and, with
- * slots, in its heaps' slots too).  Any thread; each descriptor examined
- * is owned by the sweeper while it looks at it. */
-size_t sb_sweep_arena(sb_arena_t *a, bool slots)
+/* Owner only: give back the pages of d that only free blocks cover (free
+ * bit set, or past bump: never handed out); returns the bytes.  Pushers
+ * may set bits meanwhile, but only the owner clears one, so a page seen
+ * free stays free; and a block is not in any cache while its bit is set,
+ * so no cached block's mark goes with a page.  The reservation's pages
+ * only (arena 0): a region's pool may be shared, locked or the user's. */
+static size_t sb_purge_free_pages_owned(hl_desc_t *d)
+{
+	const sc_info_t *ci = &sc_table[d->cls];
+	uint32_t bump = d->bump, from = 0;
+	bool inrun = false;
+	size_t bytes = 0;
+	for (uint32_t i = 0; i < bump; i++) {
+		char *b = d->base + (size_t)i * ci->size;
+		uint64_t m;
+		bool isfree = lf_load_relaxed(pm_free_word(b, &m)) & m;
+		if (isfree && !inrun)
+			from = i;
+		else if (!isfree && inrun)
+			bytes += pm_purge_inside(d->base + (size_t)from * ci->size,
+						 (size_t)(i - from) * ci->size);
+		inrun = isfree;
+	}
+	if (!inrun)
+		from = bump;
+	size_t off = (size_t)from * ci->size;
+	return bytes + pm_purge_inside(d->base + off, ((size_t)d->nslots << HL_SLOT_SHIFT) - off);
+}
+
+/* What a sweep does with each listed superblock it holds. */
+enum sb_sweep_how {
+	SB_SWEEP_EMPTY,   /* retire the fully free */
+	SB_DECAY,         /* and, after SB_IDLE_PASSES passes unpopped, purge */
+	SB_DECAY_ALL,     /* purge every listed one now (trim) */
+};
+
+static void sb_sweep_one_owned(hl_desc_t *d, enum sb_sweep_how how, size_t *n, size_t *bytes)
+{
+	unsigned idle = how == SB_SWEEP_EMPTY ? 0 : lf_load_relaxed(&d->idle) + 1u;
+	if (idle)
+		lf_store_relaxed(&d->idle, (uint16_t)(idle < UINT16_MAX ? idle : SB_IDLE_PASSES));
+	bool due = how == SB_DECAY_ALL || (idle && idle % SB_IDLE_PASSES == 0);
+	if ((how == SB_SWEEP_EMPTY || due) && sb_retire_if_free_owned(d)) {
+		(*n)++;
+		return;
+	}
+	/* Check mode checks the mark of every block a refill takes back,
+	 * and a purged page has lost it. */
+	if (due && desc_arena_id(d) == 0 && !hl_config.check)
+		*bytes += sb_purge_free_pages_owned(d);
+	arena_list(d);
+}
+
+static size_t sb_sweep_lists(sb_arena_t *a, enum sb_sweep_how how, size_t *bytes)
 {
 	size_t n = 0;
 	for (unsigned c = 0; c < HL_NCLASSES; c++) {
@@ -497,30 +551,39 @@ size_t sb_sweep_arena(sb_arena_t *a, bool slots)
 #if defined(HL_DEBUG) || defined(HL_TEST_HOOKS)
 			lf_store_relaxed(&d->listed, 0);
 #endif
-			if (sb_retire_if_free_owned(d))
-				n++;
-			else
-				arena_list(d);
+			sb_sweep_one_owned(d, how, &n, bytes);
 		}
 	}
-	if (slots) {
-		for (unsigned h = 0; h < a->nheaps; h++)
-			for (unsigned c = 0; c < HL_NCLASSES; c++) {
-				uint32_t *s[2] = { &a->heaps[h].slot[c].active,
-						   &a->heaps[h].slot[c].partial };
-				for (int k = 0; k < 2; k++) {
-					uint32_t idx = lf_exchange_acq_rel(s[k], 0);
-					if (!idx)
-						continue;
-					hl_desc_t *d = desc_at(idx);
-					if (sb_retire_if_free_owned(d))
-						n++;
-					else
-						sb_put_back_owned(a, h, c, d);
-				}
-			}
-	}
 	return n;
+}
+
+/* Retire every fully free superblock on arena a's partial lists (and, with
+ * slots, in its heaps' slots too).  Any thread; each descriptor examined
+ * is owned by the sweeper while it looks at it. */
+size_t sb_sweep_arena(sb_arena_t *a, bool slots)
+{
+	size_t bytes = 0, n = sb_sweep_lists(a, SB_SWEEP_EMPTY, &bytes);
+	for (unsigned h = 0; slots && h < a->nheaps; h++)
+		for (unsigned c = 0; c < HL_NCLASSES; c++)
+			for (int k = 0; k < 2; k++) {
+				uint32_t idx = lf_exchange_acq_rel(k ? &a->heaps[h].slot[c].partial
+								     : &a->heaps[h].slot[c].active, 0);
+				if (!idx)
+					continue;
+				hl_desc_t *d = desc_at(idx);
+				if (sb_retire_if_free_owned(d))
+					n++;
+				else
+					sb_put_back_owned(a, h, c, d);
+			}
+	return n;
+}
+
+size_t sb_decay(bool all)
+{
+	size_t bytes = 0;
+	sb_sweep_lists(sb_arena(0), all ? SB_DECAY_ALL : SB_DECAY, &bytes);
+	return bytes;
 }
 
 size_t sb_sweep(sb_arena_t *a) { return sb_sweep_arena(a, false); }
@@ -579,7 +642,7 @@ bool sb_claim(hl_desc_t *d)
 		/* Nobody holds it: the CAS makes us its holder, as a free
 		 * that lists it would be. */
 		return lf_cas_strong_acq_rel(&d->anchor, &a,
-					     a_make(a_avail(a), a_count(a), SB_ACTIVE, a));
+					     a_make(a_count(a), SB_ACTIVE, a));
 	sb_arena_t *ar = sb_arena(desc_arena_id(d));
 	for (unsigned h = 0; h < ar->nheaps; h++) {
 		uint32_t want = d->idx;
@@ -609,7 +672,7 @@ uint32_t sb_retag_owned(hl_desc_t *d, sb_arena_t *to)
 						     PM_KIND(w), to->id));
 	}
 	for (;;) {
-		uint64_t n = a_make(a_avail(a), a_count(a), a_state(a), a);
+		uint64_t n = a_make(a_count(a), a_state(a), a);
 		n = (n & ~((uint64_t)1 << A_EPOCH_SHIFT)) | ((uint64_t)ne << A_EPOCH_SHIFT);
 		if (lf_cas_weak_acq_rel(&d->anchor, &a, n))
 			return d->maxcount - a_count(a);
@@ -626,7 +689,7 @@ void sb_release_owned(hl_desc_t *d)
 		}
 		/* No free block: let go as the popper of the last one does. */
 		if (lf_cas_weak_acq_rel(&d->anchor, &a,
-					a_make(HL_AVAIL_NONE, 0, SB_FULL, a)))
+					a_make(0, SB_FULL, a)))
 			return;
 	}
 }
@@ -639,12 +702,11 @@ hl_desc_t *sb_test_new(unsigned h, unsigned cls)
 	(void)h;
 	return sb_new(sb_arena(0), cls, &err);
 }
-void sb_test_list(hl_desc_t *d) { arena_list(d); }
-hl_desc_t *sb_test_unlist(unsigned cls) { return arena_unlist(sb_arena(0), cls); }
 unsigned sb_test_pop(hl_desc_t *d, void **out, unsigned want, bool *full)
 {
 	return sb_pop_owned(d, out, want, full);
 }
 void sb_test_retire(hl_desc_t *d) { sb_retire_owned(d, desc_hp_rec()); }
+size_t sb_test_purge(hl_desc_t *d) { return sb_purge_free_pages_owned(d); }
 uint32_t sb_test_count(hl_desc_t *d) { return a_count(lf_load_acquire(&d->anchor)); }
 #endif

@@ -81,6 +81,9 @@ char *pm_addr_of_span(uint32_t span);
 /* Purge cached spans emptied at least HEAPLIB_DECAY_MS ago (all: every
  * one); returns the bytes given back.  When to call it is core/decay.c's. */
 size_t pm_purge(bool all);
+/* Give back the whole pages inside [p, p + len) of a live superblock,
+ * whose bytes nobody needs (its owner knows); returns the bytes. */
+size_t pm_purge_inside(char *p, size_t len);
 #ifdef HL_TEST_HOOKS
 /* The next fresh slot, as a global slot number (chunk << 14 | slot): the
  * setter is for seeding it forward, never back over slots in use. */

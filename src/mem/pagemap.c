@@ -358,3 +358,14 @@ size_t pm_purge(bool all)
 	HL_CTR_ADD(bytes_purged, purged);
 	return purged;
 }
+
+size_t pm_purge_inside(char *p, size_t len)
+{
+	uintptr_t lo = ((uintptr_t)p + HL_PAGE - 1) & ~(uintptr_t)(HL_PAGE - 1);
+	uintptr_t hi = ((uintptr_t)p + len) & ~(uintptr_t)(HL_PAGE - 1);
+	if (hi <= lo)
+		return 0;
+	os_purge((void *)lo, hi - lo);
+	HL_CTR_ADD(bytes_purged, hi - lo);
+	return hi - lo;
+}

@@ -38,6 +38,19 @@ static void write_after_free(void *arg)
 		(void)!hl_malloc(200);
 }
 
+/* The free mark (the block's second word) overwritten: check mode marks
+ * every block it frees into a superblock and the refill that takes one
+ * back checks the mark, before the junk is looked at. */
+static void mark_written_after_free(void *arg)
+{
+	(void)arg;
+	char *p = hl_malloc(48);
+	hl_free(p);
+	memset(p, 0x41, 16);   /* the bug */
+	for (int i = 0; i < 1000; i++)
+		(void)!hl_malloc(48);
+}
+
 static int bad;
 
 static void *worker(void *arg)
@@ -64,11 +77,13 @@ int main(int argc, char **argv)
 {
 	(void)argc;
 	tap_reexec_with_env(argv, "HEAPLIB_CHECK", "1", (char *)NULL);
-	plan(4);
+	plan(5);
 	tap_expect_abort(late_double_free, NULL, "double free (block is already free)",
 			 "a block freed twice, with 1000 other blocks allocated and freed between, aborts");
 	tap_expect_abort(write_after_free, NULL, "block written after free",
 			 "a block written after free aborts when it is handed out again");
+	tap_expect_abort(mark_written_after_free, NULL, "block written after free\n",
+			 "a block whose first 16 bytes were written after free aborts when a refill takes it back: block written after free");
 	pthread_t t[4];
 	for (int i = 0; i < 4; i++)
 		pthread_create(&t[i], NULL, worker, (void *)(uintptr_t)(i + 1));

@@ -59,7 +59,7 @@ int main(void)
 	int geometry = 1, batches = 1;
 	for (unsigned c = 0; c < HL_NCLASSES; c++) {
 		const sc_info_t *ci = &sc_table[c];
-		geometry &= ci->maxcount >= 8 && ci->maxcount < HL_AVAIL_NONE &&
+		geometry &= ci->maxcount >= 8 && ci->maxcount <= HL_ANCHOR_COUNT_MAX &&
 			    ci->maxcount * ci->size <= ci->nslots * HL_SLOT_SIZE &&
 			    ci->nslots <= HL_MAX_SB_SLOTS;
 		batches &= ci->batch >= 1 && ci->batch <= HL_MAX_BATCH &&
