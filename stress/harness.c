@@ -163,7 +163,7 @@ uint64_t sum_ops(int n)
 const struct workload *const workloads[] = {
 	&wl_fastpath, &wl_server, &wl_prodcons, &wl_batches, &wl_falseshare,
 	&wl_churn, &wl_blowup, &wl_large, &wl_malloclarge, &wl_mstress,
-	&wl_larson_sized, &wl_regions,
+	&wl_larson_sized, &wl_regions, &wl_taskpath,
 };
 
 static const char *const mix_parts[] = { "server", "prodcons", "batches", "large" };
