@@ -12,6 +12,7 @@
  * its own process anyway.
  */
 #define _GNU_SOURCE
+#include <dlfcn.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -154,6 +155,15 @@ uint64_t sum_ops(int n)
 	for (int i = 0; i < n; i++)
 		s += atomic_load_explicit(&g_count[i].ops, memory_order_relaxed);
 	return s;
+}
+
+void *heaplib_sym(const char *wl, const char *name)
+{
+	void *f = dlsym(RTLD_DEFAULT, name);
+	if (!f)
+		die("the %s workload needs heaplib (%s not found): run it with "
+		    "LD_PRELOAD=libheaplib.so", wl, name);
+	return f;
 }
 
 /* ---- the workloads ------------------------------------------------------ */

@@ -93,6 +93,9 @@ static inline size_t rng_size(struct rng *r)
 /* ---- harness.c: utilities ----------------------------------------------- */
 
 void die(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
+/* heaplib's function NAME for workload WL (found with dlsym); dies saying
+ * heaplib must be preloaded when it is not there. */
+void *heaplib_sym(const char *wl, const char *name);
 double now_sec(void);
 const char *allocator_label(void);	/* --allocator-name, else from LD_PRELOAD */
 

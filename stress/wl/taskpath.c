@@ -11,7 +11,6 @@
  * Extra figure: ns_per_pair, wall time per malloc/free pair and thread.
  */
 #define _GNU_SOURCE
-#include <dlfcn.h>
 #include <string.h>
 
 #include "heaplib.h"	/* types only: the functions are found with dlsym */
@@ -27,14 +26,7 @@ static struct {
 	hl_task_t *task;
 } tp;
 
-static void *tp_sym(const char *name)
-{
-	void *f = dlsym(RTLD_DEFAULT, name);
-	if (!f)
-		die("the taskpath workload needs heaplib (%s not found): run it with "
-		    "LD_PRELOAD=libheaplib.so", name);
-	return f;
-}
+#define tp_sym(name) heaplib_sym("taskpath", name)
 
 static void taskpath_setup(int n)
 {
