@@ -262,7 +262,7 @@ void tk_cached(const tk_filter_t *f, uint64_t *bytes, uint64_t *blocks)
 		tk_cache_t *tk = lf_load_acquire(&tk_pool[i]);
 		uint32_t id = tk ? lf_load_relaxed(&tk->arena) : 0;
 		sb_arena_t *a = id ? sb_arena(id) : NULL;
-		if (!a || (f->arena && f->arena != id) || (f->task && f->task != a->task) ||
+		if (!a || (f->arena && f->arena != id) || (f->task && f->task != lf_load_relaxed(&a->task)) ||
 		    (f->region >= 0 && (uint32_t)f->region != lf_load_relaxed(&a->region)))
 			continue;
 		by += lf_load_relaxed(&tk->bytes);

@@ -145,7 +145,7 @@ static sb_arena_t *task_arena_reclaim(struct hl_task *t, struct hl_region *r)
 				lf_cas_strong_seq_cst(&ot->arena[orid], &exp, (sb_arena_t *)NULL);
 		if ((was_slot || exp != a) && task_arena_empty(a) && !lf_load_seq_cst(&a->users)) {
 			lf_store_relaxed(&a->region, r->id);
-			a->task = t;
+			lf_store_relaxed(&a->task, t);   /* tk_cached may read it */
 			a->acct.bk = r->bk;
 			a->acct.budget = &t->budget;
 			lf_store_relaxed(&a->gen, lf_load_acquire(&r->gen));
