@@ -180,12 +180,18 @@ void tk_release(bool exiting)
 static tk_cache_t *tk_for(sb_arena_t *a)
 {
 	tk_cache_t *tk = tk_get();
-	if (!tk || lf_load_relaxed(&tk->arena) == a->id)
+	if (!tk)
+		return NULL;
+	if (lf_load_relaxed(&tk->arena) != a->id) {
+		tk_flush_all(tk);
+		lf_store_relaxed(&tk->arena, a->id);
+	} else if (tk->blocks) {
 		return tk;
-	tk_flush_all(tk);
+	}
+	/* Empty: the arena id may have passed to another pair meanwhile
+	 * (task.c takes over idle arenas), so the bound is read again. */
 	uint64_t q = a->acct.budget ? lf_load_relaxed(&a->acct.budget->limit) : 0;
 	tk->limit = q && q / 16 < TK_BYTES ? q / 16 : TK_BYTES;
-	lf_store_relaxed(&tk->arena, a->id);
 	return tk;
 }
 

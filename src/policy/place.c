@@ -141,13 +141,14 @@ static bool place_qualifies(struct hl_region *r, const struct hl_task *t, unsign
 
 static bool place_cacheable(const sb_arena_t *a)
 {
-	return a->region == 0 && a->task == hl_cur_task && hl_cur_task;
+	return hl_cur_task && a->task == hl_cur_task && a->region == 0;
 }
 
-/* malloc of a small size in a task thread: a cached block, or a batch
- * from the task's default-region arena.  NULL: take the full path (no
- * cache, another region first, or the quota is reached: the full path
- * then empties this cache and looks for free superblocks). */
+/* malloc of a small size in a task thread (hl_cur_task set): a cached
+ * block, or a batch from the task's default-region arena.  NULL: take
+ * the full path (no cache, another region first, or the quota is
+ * reached: the full path then empties this cache and looks for free
+ * superblocks). */
 static void *place_task_cached(size_t size)
 {
 	unsigned cls = sc_of(size);
