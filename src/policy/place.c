@@ -55,6 +55,73 @@ static uint32_t place_need_of(unsigned reach, unsigned flags)
 	       (flags & HL_NOMIGRATE ? HL_NEED_PINNED : 0);
 }
 
+/* ---- task threads' caches ----------------------------------------------
+ *
+ * A thread of a task other than the default caches the blocks of one
+ * arena: its own task's in the default region, where its malloc goes
+ * first (that region is never deleted or reset, and a cache is emptied
+ * whenever its thread changes tasks or exits, so it never holds a block
+ * of a region that went away nor of another task).  A block is counted
+ * live in its arena, region and task when it leaves its superblock into
+ * the cache, and counted off when it goes back (the hook task.c
+ * registers); statistics subtract what the caches hold. */
+static bool place_qualifies(struct hl_region *r, const struct hl_task *t, unsigned need,
+			    bool secure);
+
+static bool place_cacheable(const sb_arena_t *a)
+{
+	return hl_cur_task && a->task == hl_cur_task && a->region == 0;
+}
+
+/* A block of class cls of arena a, the thread's task's in the default
+ * region (place_cacheable), from the thread's task cache, refilled a
+ * batch at a time and the batch counted live.  NULL: none, with *err the
+ * refill's error, or HL_OK if the cache could not take one (then the
+ * caller allocates the block alone). */
+static void *place_cached(struct hl_region *r, sb_arena_t *a, unsigned cls, int *err)
+{
+	*err = HL_OK;
+	void *p = tk_alloc(cls);
+	if (p)
+		return p;
+	unsigned want = tk_want(a, cls);
+	void *v[HL_MAX_BATCH];
+	unsigned n = want ? sb_alloc_batch_err(a, 0, cls, v, want, err) : 0;
+	if (!n)
+		return NULL;
+	lf_store_relaxed(&a->last_ms, os_now_ms());
+	region_live(r, a, (int64_t)n * sc_table[cls].size, (int64_t)n);
+	tk_fill(cls, v + 1, n - 1);
+	p = v[0];
+	((uint64_t *)p)[1] = 0;
+	return p;
+}
+
+/* malloc of a small size in a task thread (hl_cur_task set): a cached
+ * block, without building the fallback list, whose first choice the
+ * default region is for a task allowed it and not secure.  NULL: take
+ * the full path (no cache, another region first, or the quota is
+ * reached: the full path then empties this cache and looks for free
+ * superblocks). */
+static void *place_task_cached(size_t size)
+{
+	unsigned cls = sc_of(size);
+	void *p = tk_alloc(cls);
+	if (HL_LIKELY(p))
+		return p;
+	struct hl_task *t = hl_cur_task;
+	struct hl_region *r = region_at(0);
+	if (t->secure || !place_qualifies(r, t, HL_REACH_SYS, false))
+		return NULL;
+	sb_arena_t *a = task_arena_use(t, r);
+	if (!a)
+		return NULL;
+	int err;
+	p = place_cached(r, a, cls, &err);
+	task_arena_done(a);
+	return p;
+}
+
 /* ---- allocation in one region ------------------------------------------- */
 
 /* Freed space that is not yet reachable, made reachable before a request
@@ -101,13 +168,20 @@ static void *place_alloc_in_once(struct hl_region *r, sb_arena_t *a, size_t size
 	void *p = NULL;
 	lf_store_relaxed(&a->last_ms, os_now_ms());   /* for decay */
 	if (cls < HL_NCLASSES) {
-		if (sb_alloc_batch_err(a, 0, cls, &p, 1, err) != 1)
-			return NULL;
-		((uint64_t *)p)[1] = 0;
+		if (place_cacheable(a)) {
+			p = place_cached(r, a, cls, err);
+			if (!p && *err != HL_OK)
+				return NULL;
+		}
+		if (!p) {
+			if (sb_alloc_batch_err(a, 0, cls, &p, 1, err) != 1)
+				return NULL;
+			((uint64_t *)p)[1] = 0;
+			region_live(r, a, sc_table[cls].size, 1);
+		}
 		place_note_need(p, need);
 		if (flags & HL_ZERO)
 			memset(p, 0, sc_table[cls].size);
-		region_live(r, a, sc_table[cls].size, 1);
 		return p;
 	}
 	if (r->bk->pool) {
@@ -123,57 +197,6 @@ static void *place_alloc_in_once(struct hl_region *r, sb_arena_t *a, size_t size
 		return NULL;
 	}
 	region_live(r, a, (int64_t)len, 1);
-	return p;
-}
-
-/* ---- task threads' caches ----------------------------------------------
- *
- * A thread of a task other than the default caches the blocks of one
- * arena: its own task's in the default region, where its malloc goes
- * first (that region is never deleted or reset, and a cache is emptied
- * whenever its thread changes tasks or exits, so it never holds a block
- * of a region that went away nor of another task).  A block is counted
- * live in its arena, region and task when it leaves its superblock into
- * the cache, and counted off when it goes back (the hook task.c
- * registers); statistics subtract what the caches hold. */
-static bool place_qualifies(struct hl_region *r, const struct hl_task *t, unsigned need,
-			    bool secure);
-
-static bool place_cacheable(const sb_arena_t *a)
-{
-	return hl_cur_task && a->task == hl_cur_task && a->region == 0;
-}
-
-/* malloc of a small size in a task thread (hl_cur_task set): a cached
- * block, or a batch from the task's default-region arena.  NULL: take
- * the full path (no cache, another region first, or the quota is
- * reached: the full path then empties this cache and looks for free
- * superblocks). */
-static void *place_task_cached(size_t size)
-{
-	unsigned cls = sc_of(size);
-	void *p = tk_alloc(cls);
-	if (HL_LIKELY(p))
-		return p;
-	struct hl_task *t = hl_cur_task;
-	struct hl_region *r = region_at(0);
-	if (t->secure || !place_qualifies(r, t, HL_REACH_SYS, false))
-		return NULL;
-	sb_arena_t *a = task_arena_use(t, r);
-	if (!a)
-		return NULL;
-	unsigned want = tk_want(a, cls);
-	void *v[HL_MAX_BATCH];
-	int err;
-	unsigned n = want ? sb_alloc_batch_err(a, 0, cls, v, want, &err) : 0;
-	if (n) {
-		lf_store_relaxed(&a->last_ms, os_now_ms());
-		region_live(r, a, (int64_t)n * sc_table[cls].size, (int64_t)n);
-		tk_fill(cls, v + 1, n - 1);
-		p = v[0];
-		((uint64_t *)p)[1] = 0;
-	}
-	task_arena_done(a);
 	return p;
 }
 
