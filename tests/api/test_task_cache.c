@@ -98,6 +98,16 @@ static void *books_thread(void *arg)
 	r2 = rstats(hl_region_default());
 	ok(r2.frees - r0.frees == r1.allocs - r0.allocs && r2.blocks_live == r0.blocks_live,
 	   "hl_thread_flush puts every cached block back and takes it off the books");
+	unsigned char *z = hl_malloc(64), *y = NULL;
+	memset(z, 0xff, 64);
+	hl_free(z);
+	int nonzero = 0;
+	if (hl_alloc(64, NULL, HL_ZERO, (void **)&y) == HL_OK)
+		for (int i = 0; i < 64; i++)
+			nonzero += y[i] != 0;
+	ok(y == z && nonzero == 0, "hl_alloc takes the cached block too, zeroed for HL_ZERO (%d)",
+	   nonzero);
+	hl_free(y);
 	hl_task_join(NULL);
 	ok(hl_task_destroy(t) == HL_OK, "the task is destroyed once its thread left");
 	return NULL;
