@@ -12,6 +12,7 @@
  * its own process anyway.
  */
 #define _GNU_SOURCE
+#include <dlfcn.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -156,6 +157,15 @@ uint64_t sum_ops(int n)
 	return s;
 }
 
+void *heaplib_sym(const char *wl, const char *name)
+{
+	void *f = dlsym(RTLD_DEFAULT, name);
+	if (!f)
+		die("the %s workload needs heaplib (%s not found): run it with "
+		    "LD_PRELOAD=libheaplib.so", wl, name);
+	return f;
+}
+
 /* ---- the workloads ------------------------------------------------------ */
 
 /* --help lists them in this order; "all" is this order without the
@@ -163,7 +173,7 @@ uint64_t sum_ops(int n)
 const struct workload *const workloads[] = {
 	&wl_fastpath, &wl_server, &wl_prodcons, &wl_batches, &wl_falseshare,
 	&wl_churn, &wl_blowup, &wl_large, &wl_malloclarge, &wl_mstress,
-	&wl_larson_sized, &wl_regions,
+	&wl_larson_sized, &wl_regions, &wl_taskpath,
 };
 
 static const char *const mix_parts[] = { "server", "prodcons", "batches", "large" };

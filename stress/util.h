@@ -14,8 +14,8 @@
  *   wl/NAME.c   one workload each; its header says its shape and what it checks
  *
  * Nothing here is linked with heaplib: the allocator is whatever is preloaded.
- * Only wl/regions.c includes heaplib.h, for types, and finds the functions
- * with dlsym.
+ * Only wl/regions.c and wl/taskpath.c include heaplib.h, for types, and
+ * find the functions with dlsym.
  */
 #ifndef HEAPLIB_STRESS_UTIL_H
 #define HEAPLIB_STRESS_UTIL_H
@@ -30,7 +30,7 @@
 
 #define PROG "heaplib-stress"
 #define MAX_THREADS 512
-#define NWORKLOADS 12			/* entries of harness.c's table */
+#define NWORKLOADS 13			/* entries of harness.c's table */
 
 /* ---- main.c: options ---------------------------------------------------- */
 
@@ -93,6 +93,9 @@ static inline size_t rng_size(struct rng *r)
 /* ---- harness.c: utilities ----------------------------------------------- */
 
 void die(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
+/* heaplib's function NAME for workload WL (found with dlsym); dies saying
+ * heaplib must be preloaded when it is not there. */
+void *heaplib_sym(const char *wl, const char *name);
 double now_sec(void);
 const char *allocator_label(void);	/* --allocator-name, else from LD_PRELOAD */
 
@@ -236,7 +239,7 @@ void compare_write_json(const char *path, const struct cmp_runs *m);
 
 extern const struct workload wl_fastpath, wl_server, wl_prodcons, wl_batches,
 	wl_falseshare, wl_churn, wl_blowup, wl_large, wl_malloclarge, wl_mstress,
-	wl_larson_sized, wl_regions;
+	wl_larson_sized, wl_regions, wl_taskpath;
 
 /* wl/blowup.c: bytes of block pointers each blowup thread keeps, which
  * report.c names as harness overhead in the peak RSS */

@@ -2,13 +2,15 @@
  * core/: Michael's allocator core, the caches in front of it and the
  * purging policy.  The rule of this folder: its files call mem/, base/ and
  * lf/, and each other only along tcache -> sb -> arena, tcache -> decay
- * -> sb (src/layers.conf); never policy/ or api/.
+ * -> sb and tcache -> tkcache -> sb, arena, decay (src/layers.conf); never
+ * policy/ or api/.
  *
  *   arena.c   arenas (the superblocks of one (task, region) pair), heap
  *             shards with their active/partial slots, partial lists
  *   sb.c      superblocks: anchors, birth and retirement, popping batches
  *             (owner only) and pushing frees (anyone), sweeping
  *   tcache.c  thread caches (the fast path's arrays) and transfer caches
+ *   tkcache.c task caches: the thread caches of other tasks' threads
  *   decay.c   when to purge: the clock that gives back cached spans,
  *             free pages of idle superblocks and large mappings
  *
@@ -55,6 +57,12 @@ unsigned sb_alloc_batch_err(sb_arena_t *a, unsigned h, unsigned cls, void **out,
 			    unsigned want, int *err);
 /* Give back n blocks of one class, in any order, from any superblocks. */
 void sb_free_batch(unsigned cls, void **blocks, unsigned n, const char *call);
+/* The same, telling book(arena, blocks, ctx) after each superblock's push
+ * which arena it landed in (a move may retag a superblock at any moment:
+ * the caller's books go to that arena). */
+typedef void (*sb_book_fn)(unsigned arena, unsigned blocks, void *ctx);
+void sb_free_batch_booked(unsigned cls, void **blocks, unsigned n, const char *call,
+			  sb_book_fn book, void *ctx);
 /* Free one block p of class cls; returns the arena its superblock
  * belonged to at the push (a move may retag it at any moment: the
  * caller's accounting goes to that arena). */
@@ -112,12 +120,60 @@ bool tc_in_thread_cache(void *p, unsigned cls);
  * default): flush it and give it back.  tc_attach lets it have one again. */
 void tc_detach(void);
 void tc_attach(void);
+/* Whether the caches together hold more than HEAPLIB_CACHE_BUDGET. */
+static inline bool tc_over_budget(void)
+{
+	int64_t t = (int64_t)lf_load_relaxed(&hl_ctr.tcache_bytes) +
+		    (int64_t)lf_load_relaxed(&hl_ctr.transfer_bytes);
+	return t > (int64_t)hl_config.cache_budget;
+}
+static inline bool tc_bin_holds(const tc_bin_t *b, const void *p)
+{
+	for (unsigned i = 0; i < b->n; i++)
+		if (b->slots[i] == p)
+			return true;
+	return false;
+}
 #ifdef HL_TEST_HOOKS
 /* How many new thread caches may still be made (ids left in the pool);
  * the seed leaves `left` of them. */
 void tc_test_seed_pool(uint32_t left);
 int64_t tc_test_pool_left(void);
 #endif
+
+/* ---- tkcache.c ---------------------------------------------------------- */
+/* The calling thread's task cache: blocks of one arena, which the caller
+ * (policy/place.c) chose and accounted live as they left their
+ * superblocks.  Owner thread only, except tk_cached. */
+void tk_init(void);
+/* Told of every block the cache puts back into its superblock (bytes and
+ * blocks negative), after the push: the caller's books (registered by
+ * policy/ at start). */
+void tk_set_account_hook(void (*fn)(sb_arena_t *a, int64_t bytes, int64_t blocks));
+/* A cached block of class cls (its free mark cleared), or NULL. */
+void *tk_alloc(unsigned cls);
+/* How many blocks of class cls a refill from arena a may bring (0: none,
+ * and then the caller allocates without the cache); blocks of another
+ * arena go back first. */
+unsigned tk_want(sb_arena_t *a, unsigned cls);
+/* The refill's blocks (no more than tk_want said). */
+void tk_fill(unsigned cls, void *const *v, unsigned n);
+/* Cache the freed block p of arena a (its free mark set); false when it
+ * cannot be (no cache, over a bound): the caller frees it. */
+bool tk_free(sb_arena_t *a, void *p, unsigned cls);
+bool tk_holds(const void *p, unsigned cls);
+/* Every block back into its superblock; tk_release also gives the cache
+ * back (exiting: for good). */
+void tk_flush(void);
+void tk_release(bool exiting);
+/* Bytes and blocks held by every thread's task cache whose arena matches
+ * (arena 0, task NULL, region -1: any). */
+typedef struct tk_filter {
+	uint32_t arena;
+	const struct hl_task *task;
+	int region;
+} tk_filter_t;
+void tk_cached(const tk_filter_t *f, uint64_t *bytes, uint64_t *blocks);
 
 /* ---- decay.c ------------------------------------------------------------ */
 /* Cheap clock check on slow paths: every quarter of HEAPLIB_DECAY_MS, one

@@ -439,6 +439,12 @@ unsigned sb_free_one(unsigned cls, void *p, const char *call)
 
 void sb_free_batch(unsigned cls, void **blocks, unsigned n, const char *call)
 {
+	sb_free_batch_booked(cls, blocks, n, call, NULL, NULL);
+}
+
+void sb_free_batch_booked(unsigned cls, void **blocks, unsigned n, const char *call,
+			  sb_book_fn book, void *ctx)
+{
 	/* The free mark, once a block is known for one and before its bit
 	 * is set (a purge may take its page after that): a lone block was
 	 * just the program's, its line is warm, and marked it is caught at
@@ -466,7 +472,9 @@ void sb_free_batch(unsigned cls, void **blocks, unsigned n, const char *call)
 				((uint64_t *)blocks[j])[1] = hl_key;
 			j++;
 		}
-		sb_push_group(d, (char **)blocks + i, j - i, call);
+		unsigned ai = sb_push_group(d, (char **)blocks + i, j - i, call);
+		if (book)
+			book(ai, j - i, ctx);
 		i = j;
 	}
 }

@@ -13,6 +13,9 @@
  * thread's cache is handed back at its exit (base/thread.c's registry
  * calls tc_thread_exit).
  *
+ * A thread of a task other than the default has a task cache instead
+ * (core/tkcache.c); a thread's flush and exit empty both.
+ *
  * Concurrency contract:
  *   operation              may run with          linearizes on
  *   the bins (fast path,   nothing: the owner    (thread-local)
@@ -86,6 +89,7 @@ void tc_init(void)
 	HL_CTR_ADD(reserved, (uint64_t)TC_NODES * sizeof(tc_node_t));
 	lf_tstack_init(&tc_pool_free);
 	lf_tstack_init(&tc_nodes_free);
+	tk_init();
 }
 
 /* Take the next of n numbers from *ctr by CAS: false at the bound, where
@@ -155,13 +159,6 @@ static void tc_node_put(tc_node_t *nd)
 {
 	uint32_t id = (uint32_t)(nd - tc_nodes) + 1;
 	lf_tstack_push(&tc_nodes_free, id, &nd->link);
-}
-
-static bool tc_over_budget(void)
-{
-	int64_t t = (int64_t)lf_load_relaxed(&hl_ctr.tcache_bytes) +
-		    (int64_t)lf_load_relaxed(&hl_ctr.transfer_bytes);
-	return t > (int64_t)hl_config.cache_budget;
 }
 
 /* Any thread: hand n blocks of class cls to the transfer cache, or back
@@ -246,6 +243,7 @@ void tc_thread_flush(void)
 {
 	if (hl_tc)
 		tc_flush_all(hl_tc);
+	tk_flush();
 }
 
 /* Hand the cache back to the pool (exit or detach). */
@@ -263,6 +261,7 @@ void tc_thread_exit(void)
 	tc_off = 1;
 	if (tc)
 		tc_give_back(tc);
+	tk_release(true);
 }
 
 /* HEAPLIB_CHECK: a freed block is filled with junk past its link and
@@ -373,11 +372,5 @@ void tc_free_slow(void *p, unsigned cls)
 bool tc_in_thread_cache(void *p, unsigned cls)
 {
 	hl_tcache_t *tc = hl_tc;
-	if (!tc)
-		return false;
-	tc_bin_t *b = &tc->bin[cls];
-	for (unsigned i = 0; i < b->n; i++)
-		if (b->slots[i] == p)
-			return true;
-	return false;
+	return (tc && tc_bin_holds(&tc->bin[cls], p)) || tk_holds(p, cls);
 }

@@ -8,7 +8,9 @@
  * watermark first, nearest first, then by id; each is tried in turn inside
  * its teardown handshake.  Blocks of arenas other than 0 are allocated and
  * freed one at a time (one anchor CAS each), so that quotas, isolation
- * and wipe-on-free hold on every block.
+ * and wipe-on-free hold on every block, except where a task thread's
+ * cache serves them (place_task_cached): its own task's blocks of the
+ * default region, counted live from when they leave their superblock.
  *
  * Concurrency: every function may run in any threads at once; each
  * allocation linearizes on the anchor CAS that pops its block (small) or
@@ -53,13 +55,81 @@ static uint32_t place_need_of(unsigned reach, unsigned flags)
 	       (flags & HL_NOMIGRATE ? HL_NEED_PINNED : 0);
 }
 
+/* ---- task threads' caches ----------------------------------------------
+ *
+ * A thread of a task other than the default caches the blocks of one
+ * arena: its own task's in the default region, where its malloc goes
+ * first (that region is never deleted or reset, and a cache is emptied
+ * whenever its thread changes tasks or exits, so it never holds a block
+ * of a region that went away nor of another task).  A block is counted
+ * live in its arena, region and task when it leaves its superblock into
+ * the cache, and counted off when it goes back (the hook task.c
+ * registers); statistics subtract what the caches hold. */
+static bool place_qualifies(struct hl_region *r, const struct hl_task *t, unsigned need,
+			    bool secure);
+
+static bool place_cacheable(const sb_arena_t *a)
+{
+	return hl_cur_task && a->task == hl_cur_task && a->region == 0;
+}
+
+/* A block of class cls of arena a, the thread's task's in the default
+ * region (place_cacheable), from the thread's task cache, refilled a
+ * batch at a time and the batch counted live.  NULL: none, with *err the
+ * refill's error, or HL_OK if the cache could not take one (then the
+ * caller allocates the block alone). */
+static void *place_cached(struct hl_region *r, sb_arena_t *a, unsigned cls, int *err)
+{
+	*err = HL_OK;
+	void *p = tk_alloc(cls);
+	if (p)
+		return p;
+	unsigned want = tk_want(a, cls);
+	void *v[HL_MAX_BATCH];
+	unsigned n = want ? sb_alloc_batch_err(a, 0, cls, v, want, err) : 0;
+	if (!n)
+		return NULL;
+	lf_store_relaxed(&a->last_ms, os_now_ms());
+	region_live(r, a, (int64_t)n * sc_table[cls].size, (int64_t)n);
+	tk_fill(cls, v + 1, n - 1);
+	p = v[0];
+	((uint64_t *)p)[1] = 0;
+	return p;
+}
+
+/* malloc of a small size in a task thread (hl_cur_task set): a cached
+ * block, without building the fallback list, whose first choice the
+ * default region is for a task allowed it and not secure.  NULL: take
+ * the full path (no cache, another region first, or the quota is
+ * reached: the full path then empties this cache and looks for free
+ * superblocks). */
+static void *place_task_cached(size_t size)
+{
+	unsigned cls = sc_of(size);
+	void *p = tk_alloc(cls);
+	if (HL_LIKELY(p))
+		return p;
+	struct hl_task *t = hl_cur_task;
+	struct hl_region *r = region_at(0);
+	if (t->secure || !place_qualifies(r, t, HL_REACH_SYS, false))
+		return NULL;
+	sb_arena_t *a = task_arena_use(t, r);
+	if (!a)
+		return NULL;
+	int err;
+	p = place_cached(r, a, cls, &err);
+	task_arena_done(a);
+	return p;
+}
+
 /* ---- allocation in one region ------------------------------------------- */
 
 /* Freed space that is not yet reachable, made reachable before a request
  * at a limit is refused: every arena drawing on r's capacity or on a's
  * task's quota gives back its empty superblocks (heap slots included).
- * (Caches hold only the default task's default-region blocks: nothing of
- * a limit is in them.)  Returns whether anything went back. */
+ * (The caller's own task cache has been emptied first; other threads'
+ * task caches are the README's slack.)  Returns whether anything went
+ * back. */
 static bool place_reclaim(struct hl_region *r, sb_arena_t *a)
 {
 	size_t n = 0;
@@ -82,8 +152,11 @@ static void *place_alloc_in(struct hl_region *r, sb_arena_t *a, size_t size,
 			    size_t align, unsigned flags, uint32_t need, int *err)
 {
 	void *p = place_alloc_in_once(r, a, size, align, flags, need, err);
-	if (!p && *err == HL_ENOMEM && place_reclaim(r, a))
-		p = place_alloc_in_once(r, a, size, align, flags, need, err);
+	if (!p && *err == HL_ENOMEM) {
+		tk_flush();   /* this thread's cached blocks are free ones */
+		if (place_reclaim(r, a))
+			p = place_alloc_in_once(r, a, size, align, flags, need, err);
+	}
 	return p;
 }
 
@@ -95,13 +168,20 @@ static void *place_alloc_in_once(struct hl_region *r, sb_arena_t *a, size_t size
 	void *p = NULL;
 	lf_store_relaxed(&a->last_ms, os_now_ms());   /* for decay */
 	if (cls < HL_NCLASSES) {
-		if (sb_alloc_batch_err(a, 0, cls, &p, 1, err) != 1)
-			return NULL;
-		((uint64_t *)p)[1] = 0;
+		if (place_cacheable(a)) {
+			p = place_cached(r, a, cls, err);
+			if (!p && *err != HL_OK)
+				return NULL;
+		}
+		if (!p) {
+			if (sb_alloc_batch_err(a, 0, cls, &p, 1, err) != 1)
+				return NULL;
+			((uint64_t *)p)[1] = 0;
+			region_live(r, a, sc_table[cls].size, 1);
+		}
 		place_note_need(p, need);
 		if (flags & HL_ZERO)
 			memset(p, 0, sc_table[cls].size);
-		region_live(r, a, sc_table[cls].size, 1);
 		return p;
 	}
 	if (r->bk->pool) {
@@ -135,8 +215,12 @@ void place_free_small(void *p, uint64_t w, const char *call)
 		hl_fatal(call, p, HL_WHY_INHERITED);
 	size_t size = sc_table[cls].size;
 	if (r->bk->secure)
-		memset(p, 0, size);
+		memset(p, 0, size);   /* before any cache could hold it */
 	int saved = errno;
+	if (place_cacheable(a) && tk_free(a, p, cls)) {
+		errno = saved;
+		return;
+	}
 	/* The books of the arena the block was freed into: the coordinator
 	 * may have moved its superblock since w was read. */
 	unsigned ai = sb_free_one(cls, p, call);
@@ -294,7 +378,10 @@ static void *place_no_default(size_t size, size_t align)
 
 void *place_task_alloc(size_t size, size_t align, bool zero)
 {
-	void *p = NULL;
+	void *p;
+	if (!align && !zero && size <= HL_SMALL_MAX && (p = place_task_cached(size)) != NULL)
+		return p;
+	p = NULL;
 	if (size > ((size_t)1 << 47) ||
 	    place_alloc(size, align, NULL, zero ? HL_ZERO : 0, &p, place_no_default) != HL_OK) {
 		errno = ENOMEM;

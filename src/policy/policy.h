@@ -94,6 +94,9 @@ void region_live(struct hl_region *r, sb_arena_t *a, int64_t bytes, int64_t bloc
  * fr to arena `to` of region tr (the coordinator). */
 void region_live_move(struct hl_region *fr, sb_arena_t *from, struct hl_region *tr,
 		      sb_arena_t *to, int64_t bytes, int64_t blocks);
+/* Take off *bytes and *blocks (live as the books count them) what the
+ * task caches matching f hold: the bytes the program holds. */
+void region_live_held(const tk_filter_t *f, uint64_t *bytes, uint64_t *blocks);
 /* A large block of arena (not 0) was taken out of the range table: wipe
  * it if secure, take it off the books (the caller unmaps it). */
 void region_large_freed(unsigned arena, void *p, size_t len);

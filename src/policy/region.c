@@ -137,7 +137,19 @@ void region_live(struct hl_region *r, sb_arena_t *a, int64_t bytes, int64_t bloc
 	lf_fetch_add_relaxed(&a->live_blocks, (uint64_t)blocks);
 	lf_fetch_add_relaxed(&a->task->live_bytes, (uint64_t)bytes);
 	lf_fetch_add_relaxed(&a->task->live_blocks, (uint64_t)blocks);
-	lf_fetch_add_relaxed(blocks > 0 ? &r->allocs : &r->frees, 1);
+	/* Blocks, not calls: a task cache takes and gives back batches. */
+	lf_fetch_add_relaxed(blocks > 0 ? &r->allocs : &r->frees,
+			     (uint64_t)(blocks > 0 ? blocks : -blocks));
+}
+
+/* Live bytes and blocks as the program holds them: what task caches hold
+ * (counted live, DESIGN.md section 4) taken off. */
+void region_live_held(const tk_filter_t *f, uint64_t *bytes, uint64_t *blocks)
+{
+	uint64_t cb, ck;
+	tk_cached(f, &cb, &ck);
+	*bytes = *bytes > cb ? *bytes - cb : 0;
+	*blocks = *blocks > ck ? *blocks - ck : 0;
 }
 
 void region_live_move(struct hl_region *fr, sb_arena_t *from, struct hl_region *tr,
@@ -528,6 +540,8 @@ HL_EXPORT int hl_region_stats(const hl_region_t *r, hl_region_stats_t *out)
 	}
 	st->bytes_live = lf_load_relaxed(&r->live_bytes);
 	st->blocks_live = lf_load_relaxed(&r->live_blocks);
+	tk_filter_t f = { 0, NULL, (int)r->id };
+	region_live_held(&f, &st->bytes_live, &st->blocks_live);
 	st->allocs = lf_load_relaxed(&r->allocs);
 	st->frees = lf_load_relaxed(&r->frees);
 	st->events_low = lf_load_relaxed(&r->ev_low);

@@ -32,8 +32,16 @@ __thread struct hl_task *hl_cur_task HL_TLS;
 static struct hl_task *task_tab[TASK_MAX];
 static uint32_t task_n;
 
+/* Blocks a task thread's cache put back into their superblocks (they
+ * were counted live when they left them: place.c). */
+static void task_cache_account(sb_arena_t *a, int64_t bytes, int64_t blocks)
+{
+	region_live(region_at(a->region), a, bytes, blocks);
+}
+
 void task_init(void)
 {
+	tk_set_account_hook(task_cache_account);
 	task_default.state = TASK_ALIVE;
 	task_default.allowed = ~(uint64_t)0;
 	memcpy(task_default.name, "default", 8);
@@ -137,7 +145,7 @@ static sb_arena_t *task_arena_reclaim(struct hl_task *t, struct hl_region *r)
 				lf_cas_strong_seq_cst(&ot->arena[orid], &exp, (sb_arena_t *)NULL);
 		if ((was_slot || exp != a) && task_arena_empty(a) && !lf_load_seq_cst(&a->users)) {
 			lf_store_relaxed(&a->region, r->id);
-			a->task = t;
+			lf_store_relaxed(&a->task, t);   /* tk_cached may read it */
 			a->acct.bk = r->bk;
 			a->acct.budget = &t->budget;
 			lf_store_relaxed(&a->gen, lf_load_acquire(&r->gen));
@@ -258,13 +266,15 @@ HL_EXPORT int hl_task_join(hl_task_t *task)
 			lf_fetch_sub_release(&t->threads, 1);
 			return HL_EINVAL;   /* destroyed */
 		}
-		/* The cache holds the old task's blocks: flush it, and go on
-		 * without one (thread caches are the default task's); the
-		 * thread's exit must leave the task. */
+		/* The caches hold the old task's blocks: the default cache is
+		 * flushed and given back, the task cache emptied for the new
+		 * task's blocks; the thread's exit must leave the task. */
 		tc_detach();
+		tk_flush();
 		thread_exit_ensure();
 	} else {
 		tc_attach();
+		tk_release(false);
 	}
 	hl_cur_task = t == &task_default ? NULL : t;
 	if (old != &task_default)
@@ -275,6 +285,7 @@ HL_EXPORT int hl_task_join(hl_task_t *task)
 void task_thread_exit(void)
 {
 	struct hl_task *t = hl_cur_task;
+	tk_release(true);   /* its blocks go home while it is still counted */
 	if (t) {
 		hl_cur_task = NULL;
 		lf_fetch_sub_release(&t->threads, 1);
@@ -306,6 +317,7 @@ HL_EXPORT int hl_task_stats(const hl_task_t *t, const hl_region_t *region,
 	if (!task_ok(t) || !hl_struct_out_ok(out) || (region && !region_handle_ok(region)))
 		return HL_EINVAL;
 	hl_task_stats_t stats = { .struct_size = sizeof stats }, *st = &stats;
+	tk_filter_t f = { 0, t, -1 };
 	st->threads = lf_load_relaxed(&t->threads);
 	st->quota = t->budget.limit;
 	if (!region) {
@@ -320,8 +332,10 @@ HL_EXPORT int hl_task_stats(const hl_task_t *t, const hl_region_t *region,
 			st->bytes_backed = lf_load_relaxed(&a->acct.backed);
 			st->bytes_live = lf_load_relaxed(&a->live_bytes);
 			st->blocks_live = lf_load_relaxed(&a->live_blocks);
+			f.arena = a->id;
 		}
 	}
+	region_live_held(&f, &st->bytes_live, &st->blocks_live);
 	hl_struct_out(out, st, sizeof stats);
 	return HL_OK;
 }

@@ -14,7 +14,6 @@
  * Extra figure: placements_checked, blocks whose region was checked.
  */
 #define _GNU_SOURCE
-#include <dlfcn.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -42,14 +41,7 @@ static struct {
 	hl_task_t *task[2];
 } rg;
 
-static void *rg_sym(const char *name)
-{
-	void *f = dlsym(RTLD_DEFAULT, name);
-	if (!f)
-		die("the regions workload needs heaplib (%s not found): run it with "
-		    "LD_PRELOAD=libheaplib.so", name);
-	return f;
-}
+#define rg_sym(name) heaplib_sym("regions", name)
 
 static void regions_setup(int n)
 {
