@@ -6,4 +6,6 @@ set -eu
 
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-exec ./stress/heaplib-stress --compare --peers --lib "$PWD/.libs/libheaplib.so" "$@"
+./stress/heaplib-stress --compare --peers --lib "$PWD/.libs/libheaplib.so" "$@"
+# Nomadic memory: live superblocks moved under verified load (heaplib only).
+LD_PRELOAD="$PWD/.libs/libheaplib.so" ./stress/heaplib-stress --workload nomadic --threads 2

@@ -173,7 +173,7 @@ void *heaplib_sym(const char *wl, const char *name)
 const struct workload *const workloads[] = {
 	&wl_fastpath, &wl_server, &wl_prodcons, &wl_batches, &wl_falseshare,
 	&wl_churn, &wl_blowup, &wl_large, &wl_malloclarge, &wl_mstress,
-	&wl_larson_sized, &wl_regions, &wl_taskpath,
+	&wl_larson_sized, &wl_regions, &wl_taskpath, &wl_nomadic,
 };
 
 static const char *const mix_parts[] = { "server", "prodcons", "batches", "large" };

@@ -23,7 +23,8 @@ stress_heaplib_stress_SOURCES = \
 	stress/wl/mstress.c \
 	stress/wl/larson-sized.c \
 	stress/wl/regions.c \
-	stress/wl/taskpath.c
+	stress/wl/taskpath.c \
+	stress/wl/nomadic.c
 stress_heaplib_stress_CPPFLAGS = -I$(srcdir)/include
 stress_heaplib_stress_LDADD = -lpthread -lm -ldl
 

@@ -14,7 +14,7 @@
  *   wl/NAME.c   one workload each; its header says its shape and what it checks
  *
  * Nothing here is linked with heaplib: the allocator is whatever is preloaded.
- * Only wl/regions.c and wl/taskpath.c include heaplib.h, for types, and
+ * Only wl/regions.c, wl/taskpath.c and wl/nomadic.c include heaplib.h, for types, and
  * find the functions with dlsym.
  */
 #ifndef HEAPLIB_STRESS_UTIL_H
@@ -30,7 +30,7 @@
 
 #define PROG "heaplib-stress"
 #define MAX_THREADS 512
-#define NWORKLOADS 13			/* entries of harness.c's table */
+#define NWORKLOADS 14			/* entries of harness.c's table */
 
 /* ---- main.c: options ---------------------------------------------------- */
 
@@ -239,7 +239,7 @@ void compare_write_json(const char *path, const struct cmp_runs *m);
 
 extern const struct workload wl_fastpath, wl_server, wl_prodcons, wl_batches,
 	wl_falseshare, wl_churn, wl_blowup, wl_large, wl_malloclarge, wl_mstress,
-	wl_larson_sized, wl_regions, wl_taskpath;
+	wl_larson_sized, wl_regions, wl_taskpath, wl_nomadic;
 
 /* wl/blowup.c: bytes of block pointers each blowup thread keeps, which
  * report.c names as harness overhead in the peak RSS */

@@ -464,6 +464,44 @@ static void test_share(void)
 	is_int(hl_region_delete(b), HL_OK, "b deleted");
 }
 
+/* A task's blocks of the default region sit in its thread's cache when
+ * the coordinator moves their superblocks: they move with them, and the
+ * books stay exact when the cache gives them back. */
+static void test_cached_move(void)
+{
+	hl_region_t *b = region("cache-b", 8 * MB, 0, 0);
+	hl_task_t *t = NULL;
+	hl_task_attr_t ta = { .struct_size = sizeof ta, .name = "cached" };
+	hl_task_create(&ta, &t);
+	hl_task_join(t);
+	enum { N = 400 };
+	static void *v[N];
+	for (int i = 0; i < N; i++) {
+		v[i] = hl_malloc(48);
+		fill(v[i], 48, (unsigned)i);
+	}
+	ok(hl_region_of(v[0]) == hl_region_default(), "the task's malloc blocks are in the default region");
+	for (int i = 0; i < N; i += 2)
+		hl_free(v[i]);   /* into the task's thread cache */
+	hl_place_t to_b = { .node = -1, .region = b };
+	is_int(hl_task_migrate(t, &to_b, 0), HL_OK, "the task's default-region memory moves to b");
+	bool all = true, where = true;
+	for (int i = 1; i < N; i += 2) {
+		all &= intact(v[i], 48, (unsigned)i);
+		where &= hl_region_of(v[i]) == b;
+	}
+	ok(all && where, "live blocks moved with their bytes");
+	for (int i = 1; i < N; i += 2)
+		hl_free(v[i]);
+	hl_task_join(NULL);   /* the cache goes back to its superblocks */
+	hl_task_stats_t st = { .struct_size = sizeof st };
+	hl_task_stats(t, NULL, &st);
+	is_int((long long)st.blocks_live, 0, "after the frees and the flush the task holds nothing");
+	is_int((long long)rst(b).blocks_live, 0, "nor does b");
+	hl_task_destroy(t);
+	is_int(hl_region_delete(b), HL_OK, "b deleted");
+}
+
 int main(int argc, char **argv)
 {
 	(void)argc;
@@ -477,6 +515,7 @@ int main(int argc, char **argv)
 	test_refusals();
 	test_relief();
 	test_share();
+	test_cached_move();
 	test_task_and_oom(argv);
 	return done_testing();
 }
