@@ -332,7 +332,6 @@ int rb_move(char *base, size_t len, int fd, uint64_t off, char *view, bool from_
 		return rb_refuse(why, "the kernel refused to write-protect the span", HL_EPERM);
 	}
 	/* Protected: writers wait in the kernel from here to the wake. */
-	HL_HOOK("rb_move_protected");
 	lf_copy_unseen(dst, base, len);
 	void *got = fd >= 0
 		? rb_mmap(base, len, MAP_SHARED | MAP_FIXED, fd, off)
