@@ -402,7 +402,8 @@ int bk_span_move(char *base, unsigned order, bk_t *to, const char **why)
 	} else {
 		bool fd = to->kind == HL_BACKING_MEMFD;
 		e = rb_move(base, bytes, fd ? to->fd : -1, bk_unit_off(unit),
-			    fd ? to->pool + bk_unit_off(unit) : NULL, from != NULL, why);
+			    fd ? to->pool + bk_unit_off(unit) : NULL,
+			    from ? from->pool + bk_unit_off(PM_BACK_UNIT(old)) : NULL, why);
 		if (e)
 			pm_back_set(base, old);
 	}

@@ -155,9 +155,10 @@ int rb_probe(const char **why);
 const char *rb_reason(void);
 /* The move itself: the live span [base, base + len) becomes offset off of
  * memfd fd (fd >= 0; view is a shared mapping of that offset, the copy's
- * target), or fresh anonymous memory (fd < 0, view unused); from_fd says
- * the span is a memfd's now.  Returns as bk_span_move. */
-int rb_move(char *base, size_t len, int fd, uint64_t off, char *view, bool from_fd,
+ * target), or fresh anonymous memory (fd < 0, view unused); from_view is
+ * NULL when the span is anonymous now, else a shared mapping of the memfd
+ * offset it has (the copy reads there).  Returns as bk_span_move. */
+int rb_move(char *base, size_t len, int fd, uint64_t off, char *view, const char *from_view,
 	    const char **why);
 /* The mapping budget: kernel mappings heaplib splits off for spans
  * (hl_ctr.own_maps), bounded by half of vm.max_map_count. */

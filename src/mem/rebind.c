@@ -286,9 +286,10 @@ static void rb_undo(int fd, char *base, size_t len)
 	rb_ioctl(fd, UFFDIO_UNREGISTER, &r);
 }
 
-int rb_move(char *base, size_t len, int fd, uint64_t off, char *view, bool from_fd,
+int rb_move(char *base, size_t len, int fd, uint64_t off, char *view, const char *from_view,
 	    const char **why)
 {
+	bool from_fd = from_view != NULL;
 	const rb_probe_t *pr = rb_get();
 	if (pr->fd < 0)
 		return rb_refuse(why, pr->why, HL_EPERM);
@@ -332,7 +333,9 @@ int rb_move(char *base, size_t len, int fd, uint64_t off, char *view, bool from_
 		return rb_refuse(why, "the kernel refused to write-protect the span", HL_EPERM);
 	}
 	/* Protected: writers wait in the kernel from here to the wake. */
-	lf_copy_unseen(dst, base, len);
+	/* A memfd span is read through the memfd's view, whose page tables
+	 * are filled: the same pages, without a fault per page in here. */
+	lf_copy_unseen(dst, from_fd ? from_view : base, len);
 	void *got = fd >= 0
 		? rb_mmap(base, len, MAP_SHARED | MAP_FIXED, fd, off)
 		: (void *)syscall(SYS_mremap, dst, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, base);
@@ -350,10 +353,10 @@ int rb_move(char *base, size_t len, int fd, uint64_t off, char *view, bool from_
 	return HL_OK;
 }
 #else
-int rb_move(char *base, size_t len, int fd, uint64_t off, char *view, bool from_fd,
+int rb_move(char *base, size_t len, int fd, uint64_t off, char *view, const char *from_view,
 	    const char **why)
 {
-	(void)base; (void)len; (void)fd; (void)off; (void)view; (void)from_fd;
+	(void)base; (void)len; (void)fd; (void)off; (void)view; (void)from_view;
 	return rb_refuse(why, rb_get()->why, HL_EPERM);
 }
 #endif
