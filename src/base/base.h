@@ -78,6 +78,14 @@ bool os_remap(void *p, size_t old, size_t size);
  * caller's (given back, or already taken back by the kernel). */
 bool os_move(void *p, size_t old, void *dst, size_t size);
 void os_purge(void *p, size_t size);       /* MADV_DONTNEED */
+/* Map size bytes of file fd from off, shared, over [p, p + size) (which
+ * the caller holds); false if the kernel refused (the range as it was). */
+bool os_map_file_fixed(void *p, size_t size, int fd, uint64_t off);
+/* Fresh private anonymous memory (NORESERVE, as the reservation) over
+ * [p, p + size), which the caller holds; false if the kernel refused. */
+bool os_map_anon_fixed(void *p, size_t size);
+/* Give the pages of [off, off + size) of file fd back (a hole). */
+void os_punch(int fd, uint64_t off, size_t size);
 /* Secure pages: locked in RAM and out of core dumps; false (nothing
  * changed) if they cannot be locked.  os_unlock undoes both. */
 bool os_lock(void *p, size_t size);

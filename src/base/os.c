@@ -167,6 +167,27 @@ bool os_move(void *p, size_t old, void *dst, size_t size)
 	return false;
 }
 
+bool os_map_file_fixed(void *p, size_t size, int fd, uint64_t off)
+{
+	int saved = errno;
+	bool ok = mmap(p, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd,
+		       (off_t)off) == p;
+	errno = saved;
+	return ok;
+}
+
+bool os_map_anon_fixed(void *p, size_t size)
+{
+	return os_mmap(p, size, MAP_FIXED) == p;
+}
+
+void os_punch(int fd, uint64_t off, size_t size)
+{
+	int saved = errno;
+	fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)size);
+	errno = saved;
+}
+
 void os_purge(void *p, size_t size)
 {
 	int saved = errno;
