@@ -253,6 +253,7 @@ typedef struct hl_migrate_stats {
 	size_t struct_size;
 	uint64_t moves[HL_MIGRATE_TIERS];   /* superblocks moved, by tier */
 	uint64_t bytes[HL_MIGRATE_TIERS];
+	uint64_t move_ns[HL_MIGRATE_TIERS]; /* time in the moves themselves, total */
 	uint64_t refused[HL_MIGRATE_WHY];   /* by reason (hl_migrate_why_name) */
 	uint64_t requests;                  /* posted to the coordinator */
 	uint64_t waits_timed_out;           /* allocations that gave up waiting */

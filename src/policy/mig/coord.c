@@ -429,6 +429,7 @@ HL_EXPORT int hl_migrate_stats(hl_migrate_stats_t *out)
 	for (unsigned i = 0; i < MIG_NTIERS; i++) {
 		st.moves[i] = lf_load_relaxed(&mig_st.moves[i]);
 		st.bytes[i] = lf_load_relaxed(&mig_st.bytes[i]);
+		st.move_ns[i] = lf_load_relaxed(&mig_st.move_ns[i]);
 	}
 	for (unsigned i = 0; i < MIG_NWHY; i++)
 		st.refused[i] = lf_load_relaxed(&mig_st.refused[i]);

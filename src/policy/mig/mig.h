@@ -152,7 +152,7 @@ typedef struct mig_job {
 } mig_job_t;
 
 typedef struct mig_stats {
-	uint64_t moves[MIG_NTIERS], bytes[MIG_NTIERS];
+	uint64_t moves[MIG_NTIERS], bytes[MIG_NTIERS], move_ns[MIG_NTIERS];
 	uint64_t refused[MIG_NWHY];
 	uint64_t requests, timeouts, passes;
 	uint64_t move_us[HL_MIGRATE_HIST], protect_us[HL_MIGRATE_HIST];

@@ -240,6 +240,7 @@ void mig_serve(mig_job_t *q)
 		lf_fetch_add_relaxed(&mig_st.moves[m->tier], 1);
 		lf_fetch_add_relaxed(&mig_st.bytes[m->tier], mig_sb[m->sb].bytes);
 		mig_hist(mig_st.move_us, ns);
+		lf_fetch_add_relaxed(&mig_st.move_ns[m->tier], ns);
 		if (m->tier == MIG_T_BACKING)
 			mig_hist(mig_st.protect_us, pns);
 		q->moved_bytes += mig_sb[m->sb].bytes;
