@@ -146,6 +146,9 @@ typedef struct hl_region_attr {
 	void *notify_arg;
 	int relieve;             /* below low, the coordinator moves movable
 				  * memory out until free bytes are above high */
+	int shared;              /* MEMFD: shared with other processes; a fork
+				  * child may then neither allocate nor free in
+				  * it (by default it gets a private copy) */
 } hl_region_attr_t;
 
 int hl_region_create(const hl_region_attr_t *attr, hl_region_t **out);

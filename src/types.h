@@ -209,6 +209,9 @@ typedef struct bk {
 	uint32_t pool_next;           /* units bump-allocated from here */
 	lf_tstack_t pool_free[HL_SPAN_ORDERS];   /* unit (slot) index + 1 */
 	uint64_t backed, superblocks; /* relaxed */
+	int shared;                   /* MEMFD made to be shared with other
+				       * processes: a fork child keeps its hands
+				       * off (else it gets a private copy) */
 } bk_t;
 
 /* A bound on bytes backed that is not a region's: a task's quota. */

@@ -169,6 +169,20 @@ uint64_t rb_map_limit(void);
 bool rb_maps_take(uint64_t n);
 void rb_maps_put(uint64_t n);
 void rb_fork_child(void);        /* fork registry: close the descriptor */
+/* Write-protect a live span (false: cannot here), and lift it (waking
+ * the writers held): the fork of a memfd region's heap (bkfork.c). */
+bool rb_protect(char *base, size_t len);
+void rb_unprotect(char *base, size_t len);
+
+/* ---- bkfork.c ----------------------------------------------------------- */
+/* fork of a memfd region that is not shared: the child gets a private,
+ * consistent copy of its spans (taken while the parent's writers are held
+ * by write protection) and the region becomes anonymous memory there.
+ * Registered at start with thread_atfork_register, after the coordinator
+ * (which parks first). */
+void bk_fork_prepare(void);
+void bk_fork_parent(void);
+void bk_fork_child(void);
 #ifdef HL_TEST_HOOKS
 int rb_test_fd(void);            /* -2 before the probe, -1 refused */
 uint64_t rb_test_features(void); /* features granted (probes) */

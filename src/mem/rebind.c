@@ -352,11 +352,47 @@ int rb_move(char *base, size_t len, int fd, uint64_t off, char *view, const char
 	HL_CTR_ADD(span_moves, 1);
 	return HL_OK;
 }
+
+/* A fork of a memfd region's heap: its live spans are held against
+ * writes while the child copies them (mem/bkfork.c), then let go. */
+bool rb_protect(char *base, size_t len)
+{
+	const rb_probe_t *pr = rb_get();
+	if (pr->fd < 0 || !(pr->features & UFFD_FEATURE_WP_HUGETLBFS_SHMEM))
+		return false;
+	struct uffdio_register reg = { { (uintptr_t)base, len }, UFFDIO_REGISTER_MODE_WP, 0 };
+	if (rb_ioctl(pr->fd, UFFDIO_REGISTER, &reg) != 0)
+		return false;
+	struct uffdio_writeprotect wp = { { (uintptr_t)base, len }, UFFDIO_WRITEPROTECT_MODE_WP };
+	if (rb_ioctl(pr->fd, UFFDIO_WRITEPROTECT, &wp) != 0) {
+		rb_undo(pr->fd, base, len);
+		return false;
+	}
+	return true;
+}
+
+void rb_unprotect(char *base, size_t len)
+{
+	const rb_probe_t *pr = rb_get();
+	if (pr->fd >= 0)
+		rb_undo(pr->fd, base, len);
+}
 #else
 int rb_move(char *base, size_t len, int fd, uint64_t off, char *view, const char *from_view,
 	    const char **why)
 {
 	(void)base; (void)len; (void)fd; (void)off; (void)view; (void)from_view;
 	return rb_refuse(why, rb_get()->why, HL_EPERM);
+}
+
+bool rb_protect(char *base, size_t len)
+{
+	(void)base; (void)len;
+	return false;
+}
+
+void rb_unprotect(char *base, size_t len)
+{
+	(void)base; (void)len;
 }
 #endif
