@@ -63,7 +63,14 @@ char *hl_fmt_u64(char *o, char *end, uint64_t v);
 #define HL_WHY_SIZE "size does not match the block"
 
 /* ---- os.c --------------------------------------------------------------- */
-void *os_map(size_t size);                 /* RW, NORESERVE; NULL on failure */
+/* Transparent huge pages (doc/thp.md has the figures): heaplib's metadata
+ * maps, its superblock chunks and its page heap are MADV_NOHUGEPAGE
+ * (sparsely touched, purged in 4 KiB-multiples: a huge page there costs
+ * RSS and splits, and measured no gain); blocks with mappings of their
+ * own follow the system's setting, and hugetlb regions are the program's
+ * explicit choice. */
+void os_nohuge(void *p, size_t size);
+void *os_map(size_t size);                 /* RW, NORESERVE, NOHUGEPAGE; NULL on failure */
 void *os_map_aligned(size_t size, size_t align);
 /* false if the kernel refused (a split past vm.max_map_count): the pages
  * are then still mapped, and still the caller's. */

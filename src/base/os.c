@@ -57,11 +57,21 @@ static void *os_mmap(void *hint, size_t size, int flags)
 	return p == MAP_FAILED ? NULL : p;
 }
 
+void os_nohuge(void *p, size_t size)
+{
+	int saved = errno;
+	madvise(p, size, MADV_NOHUGEPAGE);
+	errno = saved;
+}
+
 void *os_map(size_t size)
 {
 	if (OS_MAP_FAILS())
 		return NULL;
-	return os_mmap(NULL, size, 0);
+	void *p = os_mmap(NULL, size, 0);
+	if (p)
+		os_nohuge(p, size);   /* heaplib's own maps: see os_nohuge */
+	return p;
 }
 
 /* Aligned without over-mapping where possible: an over-map needs size +

@@ -108,6 +108,7 @@ static char *pm_chunk(uint32_t k, uint32_t *slots)
 		}
 		if (!mine)
 			return NULL;
+		os_nohuge(mine, len);   /* superblock spans: no huge pages (os_nohuge) */
 		uintptr_t made = (uintptr_t)mine | (len >> HL_SLOT_SHIFT);
 		if (lf_cas_strong_acq_rel(&pm_chunk_word[k], &w, made)) {
 			w = made;
