@@ -6,6 +6,7 @@
 ##
 ##   make bench              5 runs per figure, about 30 minutes on 2 cores
 ##   make bench QUICK=1      3 short runs per figure, about 2 minutes
+##   make bench-thp          THP madvise against always (bench/thp.sh; root)
 ##
 ## Other settings (RUNS, DURATION, THREADS, WORKLOADS, ALLOCATORS, CG_N,
 ## REDIS, REDIS_N, REDIS_KEYS, NO_APT) pass through the environment: see
@@ -15,8 +16,11 @@
 bench: stress/heaplib-stress$(EXEEXT) libheaplib.la
 	bash $(srcdir)/scripts/bench.sh QUICK='$(QUICK)' CC='$(CC)' \
 	  BUILDDIR='$(abs_top_builddir)' BENCH_COMMAND='make bench'
-.PHONY: bench
+
+bench-thp: stress/heaplib-stress$(EXEEXT) libheaplib.la
+	bash $(srcdir)/bench/thp.sh QUICK='$(QUICK)' BUILDDIR='$(abs_top_builddir)'
+.PHONY: bench bench-thp
 
 EXTRA_DIST += bench/bench.mk bench/plot.gp bench/plot-redis.gp bench/report.awk \
-	bench/redis.sh bench/redis-preload.c bench/cross-control.c \
+	bench/redis.sh bench/redis-preload.c bench/cross-control.c bench/thp.sh \
 	stress/callgrind.c
