@@ -12,7 +12,8 @@
 # Settings, from the environment or as VAR=VALUE arguments:
 #   RUNS=R            runs per figure (default 5; QUICK 2); modes interleaved
 #                     per round (madvise: every workload and allocator, then
-#                     always: the same), allocators interleaved within
+#                     always: the same; the other way round in even rounds),
+#                     allocators interleaved within
 #   DURATION=S        seconds per run (default 1.0; QUICK 0.3)
 #   THREADS="1 2"     thread counts
 #   WORKLOADS="server blowup large malloclarge"
@@ -125,8 +126,13 @@ run_one() {
 			num("ops_per_sec"), num("peak_rss_kib"), h, s1 - s0 }' "$js" >>"$tsv"
 }
 
+rev_modes=$(echo $MODES | awk '{ for (i = NF; i > 0; i--) printf "%s%s", $i, (i > 1 ? " " : "") }')
 for ((r = 1; r <= RUNS; r++)); do
-	for mode in $MODES; do
+	# odd rounds in the given order, even rounds reversed: a load that
+	# drifts during a round weighs on both modes alike
+	order=$MODES
+	[ $((r % 2)) -eq 0 ] && order=$rev_modes
+	for mode in $order; do
 		echo "$mode" >"$knob"
 		for w in $WORKLOADS; do for t in $THREADS; do for a in "${allocs[@]}"; do
 			run_one "$mode" "$a" "$w" "$t" "$r"
