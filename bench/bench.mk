@@ -13,7 +13,7 @@
 ## scripts/bench.sh and bench/redis.sh.  The preloads redis runs with
 ## (bench/redis-preload.c) are compiled by the run into bench/raw/.
 
-bench: stress/heaplib-stress$(EXEEXT) libheaplib.la
+bench: stress/heaplib-stress$(EXEEXT) libheaplib.la bench/migrate$(EXEEXT)
 	bash $(srcdir)/scripts/bench.sh QUICK='$(QUICK)' CC='$(CC)' \
 	  BUILDDIR='$(abs_top_builddir)' BENCH_COMMAND='make bench'
 
@@ -22,5 +22,5 @@ bench-thp: stress/heaplib-stress$(EXEEXT) libheaplib.la
 .PHONY: bench bench-thp
 
 EXTRA_DIST += bench/bench.mk bench/plot.gp bench/plot-redis.gp bench/report.awk \
-	bench/redis.sh bench/redis-preload.c bench/cross-control.c bench/thp.sh \
+	bench/redis.sh bench/redis-preload.c bench/cross-control.c bench/thp.sh bench/migrate.sh \
 	stress/callgrind.c

@@ -405,6 +405,11 @@ summarize() {
 		"$raw/redis-info.tsv" "$raw/redis-check.tsv" "$raw/redis.tsv"
 }
 summarize >"$outdir/results.md"
+if [ "$have_heaplib" = 1 ]; then
+	. "$srcdir/bench/migrate.sh"
+	say "nomadic memory: bench/migrate"
+	migrate_section >>"$outdir/results.md"
+fi
 say "wrote $outdir/results.md"
 
 # ---- bench/throughput.png ------------------------------------------------
