@@ -53,7 +53,7 @@ static int move_node(hl_desc_t *d, int node)
 		nodes[i] = node;
 	}
 	int saved = errno;
-	long rc = syscall(SYS_move_pages, 0, n, pages, nodes, status, 1 /* MPOL_MF_MOVE */);
+	long rc = syscall(SYS_move_pages, 0, n, pages, nodes, status, 2 /* MPOL_MF_MOVE (1 << 1) */);
 	errno = saved;
 	return rc < 0 ? MIG_R_NUMA : MIG_OK;
 }
