@@ -379,8 +379,12 @@ static int region_delete_evacuating(struct hl_region *r)
 	if (e)
 		return e;
 	region_each_arena(r, region_sweep_now);   /* empty superblocks need no move */
-	e = region_evac_hook(r->id, false, &moved);
-	region_each_arena(r, region_sweep_now);
+	/* A job looks at a bounded number of superblocks: rounds until all
+	 * moved, or one moves nothing. */
+	do {
+		e = region_evac_hook(r->id, false, &moved);
+		region_each_arena(r, region_sweep_now);
+	} while (e == HL_OK && moved && lf_load_acquire(&r->live_blocks));
 	if (e == HL_OK && !lf_load_acquire(&r->live_blocks) && !lf_load_acquire(&r->bk->backed)) {
 		region_release(r);
 		return HL_OK;
