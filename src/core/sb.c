@@ -163,12 +163,14 @@ static hl_desc_t *sb_new(sb_arena_t *a, unsigned cls, int *err)
 		*err = HL_ENOMEM;
 		return NULL;
 	}
-	d->base = base;
-	d->cls = cls;
-	d->maxcount = ci->maxcount;
+	/* Relaxed atomics: the coordinator's scan may read a descriptor
+	 * being reused (policy/mig/; it checks again once it holds one). */
+	lf_store_relaxed(&d->base, base);
+	lf_store_relaxed(&d->cls, (uint16_t)cls);
+	lf_store_relaxed(&d->maxcount, (uint16_t)ci->maxcount);
 	lf_store_relaxed(&d->arena, DESC_ARENA_WORD(a->id, a->id, a_epoch(lf_load_relaxed(&d->anchor))));
 	d->span = span;
-	d->nslots = ci->nslots;
+	lf_store_relaxed(&d->nslots, ci->nslots);
 	lf_store_relaxed(&d->listed, 0);
 	lf_store_relaxed(&d->need, (uint32_t)HL_REACH_SYS);
 	/* No block is written now: every block is in the run past d->bump,
@@ -620,7 +622,7 @@ void sb_arena_drop_all(sb_arena_t *a)
  * find the list shorter for a moment, never wait. */
 static bool sb_claim_listed(sb_arena_t *a, hl_desc_t *d)
 {
-	uint32_t idx = lf_tstack_pop_all(&a->plist[d->cls]);
+	uint32_t idx = lf_tstack_pop_all(&a->plist[lf_load_relaxed(&d->cls) % HL_NCLASSES]);
 	bool got = false;
 	while (idx) {
 		hl_desc_t *e = desc_at(idx);
@@ -652,12 +654,13 @@ bool sb_claim(hl_desc_t *d)
 		return lf_cas_strong_acq_rel(&d->anchor, &a,
 					     a_make(a_count(a), SB_ACTIVE, a));
 	sb_arena_t *ar = sb_arena(desc_arena_id(d));
+	unsigned cls = lf_load_relaxed(&d->cls) % HL_NCLASSES;   /* checked again once held */
 	for (unsigned h = 0; h < ar->nheaps; h++) {
 		uint32_t want = d->idx;
-		if (lf_cas_strong_acq_rel(&ar->heaps[h].slot[d->cls].active, &want, 0u))
+		if (lf_cas_strong_acq_rel(&ar->heaps[h].slot[cls].active, &want, 0u))
 			return true;
 		want = d->idx;
-		if (lf_cas_strong_acq_rel(&ar->heaps[h].slot[d->cls].partial, &want, 0u))
+		if (lf_cas_strong_acq_rel(&ar->heaps[h].slot[cls].partial, &want, 0u))
 			return true;
 	}
 	return sb_claim_listed(ar, d);

@@ -32,7 +32,7 @@ static mig_sbsnap_t snap_of(void *p)
 	uint64_t w = lf_load_acquire(&pm_lookup(p)->word);
 	hl_desc_t *d = desc_at(PM_DESC(w));
 	sb_arena_t *a = sb_arena(PM_ARENA(w));
-	return (mig_sbsnap_t){ .desc = PM_DESC(w), .region = a->region, .task = a->task->id,
+	return (mig_sbsnap_t){ .desc = PM_DESC(w), .base = d->base, .region = a->region, .task = a->task->id,
 			       .need = d->need, .allowed = ~(uint64_t)0,
 			       .bytes = (uint64_t)d->nslots << HL_SLOT_SHIFT };
 }

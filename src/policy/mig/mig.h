@@ -67,6 +67,7 @@ typedef struct mig_rsnap {
 /* A superblock (or, later, a large block) as the planner sees it. */
 typedef struct mig_sbsnap {
 	uint32_t desc;          /* descriptor index */
+	char *base;             /* its span (a descriptor reused meanwhile has another) */
 	uint32_t region;        /* where it is */
 	uint32_t task;          /* the task's id (0: the default task) */
 	uint32_t need;          /* hl_desc_t.need: reach | HL_NEED_* */

@@ -91,8 +91,8 @@ int mig_move(const mig_sbsnap_t *s, struct hl_region *to_r, unsigned tier, uint6
 	sb_arena_t *from = fai < HL_MAX_ARENAS ? sb_arena(fai) : NULL;
 	int why = MIG_R_BUSY;
 	if (!from || from->id == 0 || from->region != s->region ||
-	    lf_load_relaxed(&d->nslots) == 0 ||
-	    ((uint64_t)d->nslots << HL_SLOT_SHIFT) != s->bytes) {
+	    lf_load_relaxed(&d->nslots) == 0 || lf_load_relaxed(&d->base) != s->base ||
+	    ((uint64_t)lf_load_relaxed(&d->nslots) << HL_SLOT_SHIFT) != s->bytes) {
 		lf_hp_clear(hp, MOVE_HP);
 		return from && from->id == 0 ? MIG_R_DEFAULT : MIG_R_BUSY;
 	}
@@ -120,8 +120,8 @@ int mig_move(const mig_sbsnap_t *s, struct hl_region *to_r, unsigned tier, uint6
 	}
 	uint32_t need = lf_load_acquire(&d->need);
 	why = MIG_OK;
-	if (desc_arena_id(d) != fai)
-		why = MIG_R_BUSY;
+	if (desc_arena_id(d) != fai || d->base != s->base)
+		why = MIG_R_BUSY;   /* another superblock since the snapshot */
 	else if (need & HL_NEED_PINNED)
 		why = MIG_R_PINNED;
 	else if (!move_qualifies(to_r, need, t->secure || fr->bk->secure))

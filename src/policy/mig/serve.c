@@ -82,7 +82,7 @@ static void mig_scan_one(pm_slot_t *rec, void *ctx)
 	const mig_job_t *q = c->q;
 	switch (q->kind) {
 	case MIG_J_PTR:
-		if (d->base != c->ptr_base)
+		if (lf_load_relaxed(&d->base) != c->ptr_base)
 			return;
 		break;
 	case MIG_J_TASK:
@@ -108,8 +108,10 @@ static void mig_scan_one(pm_slot_t *rec, void *ctx)
 		.desc = PM_DESC(w), .region = a->region, .task = t->id,
 		.need = lf_load_relaxed(&d->need), .allowed = t->allowed,
 		.task_secure = t->secure != 0,
-		.bytes = (uint64_t)d->nslots << HL_SLOT_SHIFT,
-		.live = (uint64_t)(d->maxcount - sb_free_count(d)) * sc_table[d->cls].size,
+		.base = lf_load_relaxed(&d->base),
+		.bytes = (uint64_t)lf_load_relaxed(&d->nslots) << HL_SLOT_SHIFT,
+		.live = (uint64_t)(lf_load_relaxed(&d->maxcount) - sb_free_count(d)) *
+			sc_table[lf_load_relaxed(&d->cls) % HL_NCLASSES].size,
 	};
 }
 
