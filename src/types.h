@@ -227,13 +227,33 @@ typedef struct sb_arena {
 } sb_arena_t;
 
 /* ---- thread caches (core/tcache.c) ------------------------------------- */
+/* A task cache's bin (core/tkcache.c): a count and an array. */
 typedef struct tc_bin {
 	uint32_t n, cap;     /* owner thread only */
 	void **slots;
 } tc_bin_t;
 
+/* A thread cache's bin: a stack of block pointers in [low, high), full
+ * below top.  Pointers rather than counts, so that malloc's pop is
+ * `top != low`, `--top` and free's push `top != high`, `top++`: each
+ * one load of the bound beside top in the same line, no index scaling.
+ * 32 bytes, so that the fast path reaches bin[cls] with the class that
+ * the slot record gives scaled by 16 (free's check table's stride) and
+ * the address mode's factor 2. */
+typedef struct tc_fbin {
+	void **top;          /* owner thread only */
+	void **low;          /* the bin's first slot */
+	void **high;         /* one past its last: low + capacity */
+	void *spare;         /* keeps the stride 32 */
+} tc_fbin_t;
+
+/* The thread cache.  hl_tc is never NULL: a thread without one (not yet
+ * made, exited, of another task, HEAPLIB_CHECK) points at an all-zero
+ * cache (tc_none) whose bins read as both empty and full, so each fast
+ * path has one test (top against its bound) and no test of the
+ * pointer. */
 typedef struct hl_tcache {
-	tc_bin_t bin[HL_NCLASSES];
+	tc_fbin_t bin[HL_NCLASSES];
 	uint32_t heap;       /* heap shard this thread allocates from */
 	uint32_t id;         /* 1-based index in the cache pool */
 	uint32_t link;       /* pool free-stack link */

@@ -39,23 +39,31 @@ static HL_NOINLINE void *hl_alloc_slow(size_t size)
 	return p;
 }
 
+/* hl_tc is never NULL (a thread without a cache has tc_none's bins,
+ * always empty), so the bin's bound is the only test past the size's. */
 static inline __attribute__((always_inline)) void *hl_alloc_fast(size_t size, const char *call)
 {
 	(void)call;
 	hl_tcache_t *tc = hl_tc;
-	if (HL_LIKELY(size <= HL_SMALL_MAX && tc)) {
-		tc_bin_t *b = &tc->bin[sc_of(size)];
-		if (HL_LIKELY(b->n)) {
-			void *p = b->slots[--b->n];
-			((uint64_t *)p)[1] = 0;
+	if (HL_LIKELY(size <= HL_SMALL_MAX)) {
+		tc_fbin_t *b = &tc->bin[sc_of(size)];
+		void **top = b->top;
+		if (HL_LIKELY(top != b->low)) {
+			void *p = *--top;
+			b->top = top;
+			((uint64_t *)p)[1] = 0;   /* its free mark */
 			return p;
 		}
 	}
 	return hl_alloc_slow(size);
 }
 
+/* free(NULL) comes here too (pm_lookup finds no record for it, or one of
+ * kind PM_NONE), so that the fast path has no test of its own for it. */
 static HL_NOINLINE void hl_free_large(void *p, const char *call)
 {
+	if (!p)
+		return;
 	int saved = errno;
 	size_t len;
 	unsigned arena = large_free(p, call, &len);
@@ -129,6 +137,8 @@ static HL_COLD __attribute__((noreturn)) void hl_size_mismatch(void *p, unsigned
 static HL_NOINLINE void hl_free_large_sized(void *p, size_t size, size_t align,
 					    enum hl_sized rule, const char *call)
 {
+	if (!p)
+		return;
 	size_t len;
 	uintptr_t start;
 	if (large_lookup(p, &len, &start) > 0 && !hl_large_fits(len, size, align, rule))
@@ -192,14 +202,11 @@ static HL_NOINLINE void hl_free_small_slow(void *p, unsigned cls, const char *ca
 		if (lf_load_acquire(pm_free_word(p, &m)) & m)
 			hl_fatal(call, p, HL_WHY_FREE_FREE);
 	}
-	hl_tcache_t *tc = hl_tc;
-	if (tc) {
-		tc_bin_t *b = &tc->bin[cls];
-		if (b->n < b->cap) {
-			((uint64_t *)p)[1] = hl_key;
-			b->slots[b->n++] = p;
-			return;
-		}
+	tc_fbin_t *b = &hl_tc->bin[cls];
+	if (b->top != b->high) {   /* never for tc_none's bins */
+		((uint64_t *)p)[1] = hl_key;
+		*b->top++ = p;
+		return;
 	}
 	int saved = errno;
 	tc_free_slow(p, cls);
@@ -213,9 +220,7 @@ static HL_NOINLINE void hl_free_small_slow(void *p, unsigned cls, const char *ca
 static inline __attribute__((always_inline)) void hl_free_fast(void *p, size_t size, size_t align,
 							       enum hl_sized rule, const char *call)
 {
-	if (!p)
-		return;
-	pm_slot_t *rec = pm_lookup(p);
+	pm_slot_t *rec = pm_lookup(p);   /* NULL, or PM_NONE, for p NULL */
 	if (HL_UNLIKELY(!rec)) {
 		if (rule == HL_UNSIZED)
 			hl_free_large(p, call);
@@ -236,19 +241,16 @@ static inline __attribute__((always_inline)) void hl_free_fast(void *p, size_t s
 		hl_fatal(call, p, HL_WHY_INTERIOR);
 	if (rule != HL_UNSIZED && HL_UNLIKELY(!hl_small_fits(cls, size, align, rule)))
 		hl_size_mismatch(p, cls, size, call);
-	hl_tcache_t *tc = hl_tc;
 	uint64_t key = hl_key;
-	if (HL_UNLIKELY(!tc || ((uint64_t *)p)[1] == key)) {
-		hl_free_small_slow(p, cls, call);
-		return;
-	}
-	tc_bin_t *b = &tc->bin[cls];
-	if (HL_UNLIKELY(b->n >= b->cap)) {
+	tc_fbin_t *b = &hl_tc->bin[cls];   /* never NULL: see hl_alloc_fast */
+	void **top = b->top;
+	if (HL_UNLIKELY(((uint64_t *)p)[1] == key || top == b->high)) {
 		hl_free_small_slow(p, cls, call);
 		return;
 	}
 	((uint64_t *)p)[1] = key;
-	b->slots[b->n++] = p;
+	*top = p;
+	b->top = top + 1;
 }
 
 void *hl_alloc_impl(size_t size, const char *call) { return hl_alloc_fast(size, call); }
