@@ -49,8 +49,8 @@ static inline __attribute__((always_inline)) void *hl_alloc_fast(size_t size, co
 		tc_fbin_t *b = &tc->bin[sc_of(size)];
 		void **top = b->top;
 		if (HL_LIKELY(top != b->low)) {
-			void *p = *--top;
-			b->top = top;
+			void *p = top[-1];
+			b->top = top - 1;
 			((uint64_t *)p)[1] = 0;   /* its free mark */
 			return p;
 		}
@@ -229,23 +229,34 @@ static inline __attribute__((always_inline)) void hl_free_fast(void *p, size_t s
 		return;
 	}
 	uint64_t w = lf_load_relaxed(&rec->word);
-	if (HL_UNLIKELY(PM_FASTKIND(w) != PM_SMALL)) {
+	/* w >> 40 is off | kind << 4 | arena << 8 (PM_WORD), so with 16 =
+	 * PM_SMALL << 4 flipped it is PM_OFF(w) exactly when PM_FASTKIND(w)
+	 * is PM_SMALL (a small block of arena 0), and 16 or more otherwise:
+	 * one test for the kind and the arena, and the slot offset ready. */
+	size_t slot_off = (size_t)(w >> 40) ^ (PM_SMALL << 4);
+	if (HL_UNLIKELY(slot_off >= 16)) {
 		if (rule == HL_UNSIZED)
 			hl_free_other(p, w, call);
 		else
 			hl_free_other_sized(p, w, size, align, rule, call);
 		return;
 	}
-	unsigned cls = PM_CLS(w);
-	if (HL_UNLIKELY(!sc_is_block(cls, pm_block_off(p, w))))
+	/* pm_block_off(p, w) */
+	size_t off = ((uintptr_t)p & (HL_SLOT_SIZE - 1)) | (slot_off << HL_SLOT_SHIFT);
+	/* The class times 16, straight from the word (PM_CLS(w) << 4): the
+	 * stride of sc_checks, and half that of the bins, so that neither
+	 * index needs a shift of its own. */
+	size_t cls16 = (size_t)(w >> 28) & ((size_t)0xff << 4);
+	if (HL_UNLIKELY(!sc_is_block16(cls16, off)))
 		hl_fatal(call, p, HL_WHY_INTERIOR);
-	if (rule != HL_UNSIZED && HL_UNLIKELY(!hl_small_fits(cls, size, align, rule)))
-		hl_size_mismatch(p, cls, size, call);
+	if (rule != HL_UNSIZED && HL_UNLIKELY(!hl_small_fits(PM_CLS(w), size, align, rule)))
+		hl_size_mismatch(p, PM_CLS(w), size, call);
 	uint64_t key = hl_key;
-	tc_fbin_t *b = &hl_tc->bin[cls];   /* never NULL: see hl_alloc_fast */
+	/* &hl_tc->bin[cls]; hl_tc is never NULL (see hl_alloc_fast) */
+	tc_fbin_t *b = (tc_fbin_t *)((char *)hl_tc->bin + 2 * cls16);
 	void **top = b->top;
 	if (HL_UNLIKELY(((uint64_t *)p)[1] == key || top == b->high)) {
-		hl_free_small_slow(p, cls, call);
+		hl_free_small_slow(p, PM_CLS(w), call);
 		return;
 	}
 	((uint64_t *)p)[1] = key;

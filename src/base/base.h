@@ -206,10 +206,14 @@ extern HL_HIDDEN sc_check_t sc_checks[HL_NCLASSES];
  * and that block k = off / size exists (k < maxcount); with e = 0 every
  * multiple gives 0, and every multiple below the superblock's bytes is a
  * block, since a power of two divides them (limit = bytes). */
+static inline bool sc_is_block16(size_t cls16, size_t off)   /* cls16: cls * 16 */
+{
+	const sc_check_t *c = (const sc_check_t *)((const char *)sc_checks + cls16);
+	return (uint64_t)off * c->divm < c->bound;
+}
 static inline bool sc_is_block(unsigned cls, size_t off)
 {
-	const sc_check_t *c = &sc_checks[cls];
-	return (uint64_t)off * c->divm < c->bound;
+	return sc_is_block16((size_t)cls * sizeof(sc_check_t), off);
 }
 
 /* Block index of byte offset off in a superblock of class cls, or -1 if off

@@ -40,7 +40,11 @@ static inline pm_slot_t *pm_lookup(const void *p)
 	pm_slot_t *recs = lf_load_acquire(&pm_chunkmap[chunk]);
 	if (HL_UNLIKELY(!recs))
 		return NULL;
-	return &recs[(a >> HL_SLOT_SHIFT) & (HL_SLOTS_PER_CHUNK - 1)];
+	/* &recs[slot], spelled as a byte offset so that the compiler folds
+	 * it into the caller's load of the word (base + index). */
+	size_t at = (a >> (HL_SLOT_SHIFT - 4)) & ((HL_SLOTS_PER_CHUNK - 1) << 4);
+	_Static_assert(sizeof(pm_slot_t) == 16, "slot records are 16 bytes");
+	return (pm_slot_t *)((char *)recs + at);
 }
 
 /* Byte offset of p in its superblock, w being p's slot record word. */
