@@ -126,7 +126,7 @@ static void do_task_free_twice(void *arg)
 
 int main(void)
 {
-	plan(16);
+	plan(18);
 
 	int on_stack = 0;
 	tap_expect_abort(do_free, &on_stack, line("free", &on_stack, "invalid pointer"),
@@ -140,6 +140,21 @@ int main(void)
 				 "hl_free of a pointer into a mapping heaplib does not own aborts: invalid pointer");
 		munmap(m, 65536);
 	}
+
+	/* Above the 47 bits of the address space: the page map's index
+	 * would be far past its end if the one bound on it were missing. */
+	char *high = (char *)((uintptr_t)1 << 62);
+	tap_expect_abort(do_free, high, line("free", high, "invalid pointer"),
+			 "hl_free of a pointer above the address space aborts: invalid pointer");
+
+	/* 48-byte blocks: a superblock is one 64 KiB slot, 1365 blocks
+	 * (65520 bytes) and 16 bytes over.  Its offset 65520 is a multiple
+	 * of 48 where no block is, which free's one-compare check must
+	 * tell from a block (base/base.h, sc_is_block). */
+	char *s48 = hl_malloc(48);
+	char *past = (char *)((uintptr_t)s48 & ~(uintptr_t)0xffff) + 65520;
+	tap_expect_abort(do_free, past, line("free", past, "interior pointer"),
+			 "hl_free of the multiple of 48 past the last 48-byte block of a superblock aborts: interior pointer");
 
 	char *s64 = hl_malloc(64), *s4k = hl_malloc(4096), *l1m = hl_malloc(MiB);
 	tap_expect_abort(do_free, s64 + 8, line("free", s64 + 8, "interior pointer"),
@@ -186,6 +201,7 @@ int main(void)
 	tap_expect_abort(do_task_free_twice, tb, line("free", tb, "double free (block is already free)"),
 			 "a task thread (no cache) freeing a malloc block twice aborts: free(p): double free (block is already free)");
 
+	hl_free(s48);
 	hl_free(s64);
 	hl_free(s4k);
 	hl_free(l1m);
