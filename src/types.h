@@ -233,25 +233,28 @@ typedef struct tc_bin {
 	void **slots;
 } tc_bin_t;
 
-/* A thread cache's bin: a stack of block pointers in [low, high), full
- * below top.  Pointers rather than counts, so that malloc's pop is
- * `top != low`, `--top` and free's push `top != high`, `top++`: each
- * one load of the bound beside top in the same line, no index scaling.
- * 32 bytes, so that the fast path reaches bin[cls] with the class that
- * the slot record gives scaled by 16 (free's check table's stride) and
- * the address mode's factor 2. */
+/* A thread cache's bin: a stack of block pointers from low up to top,
+ * and its class's interior-pointer constants (sc_checks' copy), so that
+ * free's fast path reads one 32-byte line of the cache for the check and
+ * the push.  Pointers rather than counts: malloc pops with `top != low`
+ * and `--top`.  The bin has no upper bound of its own: the slot past
+ * its last holds TC_FULL, which no block pointer equals, so free's push
+ * tests `*top != TC_FULL`.  32 bytes: the fast path reaches bin[cls]
+ * with the class times 16 that the slot record gives, doubled by the
+ * address mode. */
 typedef struct tc_fbin {
 	void **top;          /* owner thread only */
 	void **low;          /* the bin's first slot */
-	void **high;         /* one past its last: low + capacity */
-	void *spare;         /* keeps the stride 32 */
+	uint64_t divm;       /* sc_checks[cls]: sc_is_block's constants */
+	uint64_t bound;
 } tc_fbin_t;
+#define TC_FULL ((void *)1)
 
 /* The thread cache.  hl_tc is never NULL: a thread without one (not yet
- * made, exited, of another task, HEAPLIB_CHECK) points at an all-zero
- * cache (tc_none) whose bins read as both empty and full, so each fast
- * path has one test (top against its bound) and no test of the
- * pointer. */
+ * made, exited, of another task, HEAPLIB_CHECK) points at tc_none, whose
+ * bins are empty and full at once and whose check constants pass no
+ * offset (free then checks again with sc_checks, out of line), so each
+ * fast path has no test of the pointer. */
 typedef struct hl_tcache {
 	tc_fbin_t bin[HL_NCLASSES];
 	uint32_t heap;       /* heap shard this thread allocates from */
@@ -259,7 +262,7 @@ typedef struct hl_tcache {
 	uint32_t link;       /* pool free-stack link */
 	uint32_t last_ms;    /* last slow path, for the idle flush */
 	int64_t bytes;       /* bytes in the bins as of the last slow path */
-	void *store[];       /* the bins' slots */
+	void *store[];       /* the bins' slots, each bin's followed by TC_FULL */
 } hl_tcache_t;
 
 /* ---- configuration and counters (base/) -------------------------------- */

@@ -203,7 +203,7 @@ static HL_NOINLINE void hl_free_small_slow(void *p, unsigned cls, const char *ca
 			hl_fatal(call, p, HL_WHY_FREE_FREE);
 	}
 	tc_fbin_t *b = &hl_tc->bin[cls];
-	if (b->top != b->high) {   /* never for tc_none's bins */
+	if (*b->top != TC_FULL) {   /* never for tc_none's bins */
 		((uint64_t *)p)[1] = hl_key;
 		*b->top++ = p;
 		return;
@@ -212,6 +212,20 @@ static HL_NOINLINE void hl_free_small_slow(void *p, unsigned cls, const char *ca
 	tc_free_slow(p, cls);
 	region_fire_events();   /* as in hl_alloc_slow */
 	errno = saved;
+}
+
+/* The fast path's check with the bin's constants failed: an interior
+ * pointer, or a thread without a cache (tc_none's bins pass no offset),
+ * told apart here by the class's own. */
+static HL_NOINLINE void hl_free_unproven(void *p, uint64_t w, size_t size, size_t align,
+					 enum hl_sized rule, const char *call)
+{
+	unsigned cls = PM_CLS(w);
+	if (!sc_is_block(cls, pm_block_off(p, w)))
+		hl_fatal(call, p, HL_WHY_INTERIOR);
+	if (rule != HL_UNSIZED && !hl_small_fits(cls, size, align, rule))
+		hl_size_mismatch(p, cls, size, call);
+	hl_free_small_slow(p, cls, call);
 }
 
 /* Every way out of the fast path is a tail call, so it needs no frame;
@@ -243,19 +257,20 @@ static inline __attribute__((always_inline)) void hl_free_fast(void *p, size_t s
 	}
 	/* pm_block_off(p, w) */
 	size_t off = ((uintptr_t)p & (HL_SLOT_SIZE - 1)) | (slot_off << HL_SLOT_SHIFT);
-	/* The class times 16, straight from the word (PM_CLS(w) << 4): the
-	 * stride of sc_checks, and half that of the bins, so that neither
-	 * index needs a shift of its own. */
+	/* &hl_tc->bin[PM_CLS(w)], with the class times 16 taken straight
+	 * from the word and doubled by the address mode (bins are 32 bytes);
+	 * hl_tc is never NULL (see hl_alloc_fast). */
 	size_t cls16 = (size_t)(w >> 28) & ((size_t)0xff << 4);
-	if (HL_UNLIKELY(!sc_is_block16(cls16, off)))
-		hl_fatal(call, p, HL_WHY_INTERIOR);
+	tc_fbin_t *b = (tc_fbin_t *)((char *)hl_tc->bin + 2 * cls16);
+	if (HL_UNLIKELY(!sc_check_off(b->divm, b->bound, off))) {
+		hl_free_unproven(p, w, size, align, rule, call);
+		return;
+	}
 	if (rule != HL_UNSIZED && HL_UNLIKELY(!hl_small_fits(PM_CLS(w), size, align, rule)))
 		hl_size_mismatch(p, PM_CLS(w), size, call);
 	uint64_t key = hl_key;
-	/* &hl_tc->bin[cls]; hl_tc is never NULL (see hl_alloc_fast) */
-	tc_fbin_t *b = (tc_fbin_t *)((char *)hl_tc->bin + 2 * cls16);
 	void **top = b->top;
-	if (HL_UNLIKELY(((uint64_t *)p)[1] == key || top == b->high)) {
+	if (HL_UNLIKELY(((uint64_t *)p)[1] == key || *top == TC_FULL)) {
 		hl_free_small_slow(p, PM_CLS(w), call);
 		return;
 	}

@@ -185,9 +185,8 @@ static inline unsigned sc_of(size_t size)
 	return sc_lut[(size + 7) >> 3];
 }
 
-/* What free's interior-pointer check reads: 16 bytes per class, so that
- * the fast path indexes it with the class scaled as the thread cache's
- * bins are (tc_fbin_t). */
+/* What the interior-pointer check reads (the thread cache's bins carry a
+ * copy for free's fast path, tc_fbin_t). */
 typedef struct sc_check {
 	uint64_t divm;       /* ceil(2^64 / size) (= 2^64 / size for a power of two) */
 	uint64_t bound;      /* maxcount * (size * divm - 2^64), or 1 for a power of two */
@@ -206,14 +205,13 @@ extern HL_HIDDEN sc_check_t sc_checks[HL_NCLASSES];
  * and that block k = off / size exists (k < maxcount); with e = 0 every
  * multiple gives 0, and every multiple below the superblock's bytes is a
  * block, since a power of two divides them (limit = bytes). */
-static inline bool sc_is_block16(size_t cls16, size_t off)   /* cls16: cls * 16 */
+static inline bool sc_check_off(uint64_t divm, uint64_t bound, size_t off)
 {
-	const sc_check_t *c = (const sc_check_t *)((const char *)sc_checks + cls16);
-	return (uint64_t)off * c->divm < c->bound;
+	return (uint64_t)off * divm < bound;
 }
 static inline bool sc_is_block(unsigned cls, size_t off)
 {
-	return sc_is_block16((size_t)cls * sizeof(sc_check_t), off);
+	return sc_check_off(sc_checks[cls].divm, sc_checks[cls].bound, off);
 }
 
 /* Block index of byte offset off in a superblock of class cls, or -1 if off

@@ -120,6 +120,11 @@ static inline unsigned tc_fbin_count(const tc_fbin_t *b)
 {
 	return (unsigned)(b->top - b->low);
 }
+/* A bin's capacity: twice its class's batch. */
+static inline unsigned tc_fbin_cap(unsigned cls)
+{
+	return 2 * sc_table[cls].batch;
+}
 
 void tc_init(void);
 void *tc_alloc_slow(unsigned cls);

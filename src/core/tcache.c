@@ -39,12 +39,16 @@ typedef struct tc_node {
 	void *ptr[HL_MAX_BATCH];
 } tc_node_t;
 
-/* What a thread without a cache points at: every bin NULL, so empty
- * (top == low) and full (top == high) at once, and never written (the
- * fast paths write a bin only past those tests; the slow paths ask
- * tc_mine()).  The TLS initializer is relocated before any thread
+/* What a thread without a cache points at: every bin's top and low at
+ * one TC_FULL slot, so empty (top == low) and full (*top == TC_FULL) at
+ * once, with check constants that pass no offset.  Never written: the
+ * fast paths write a bin only past those tests, the slow paths ask
+ * tc_mine().  The TLS initializer is relocated before any thread
  * starts, its first included. */
-const hl_tcache_t tc_none;
+static void *const tc_none_full = TC_FULL;
+const hl_tcache_t tc_none = {
+	.bin = { [0 ... HL_NCLASSES - 1] = { (void **)&tc_none_full, (void **)&tc_none_full, 0, 0 } },
+};
 __thread hl_tcache_t *hl_tc HL_TLS = (hl_tcache_t *)&tc_none;
 /* 1: the thread exited; 2: it runs without a cache (tc_detach). */
 static __thread uint8_t tc_off HL_TLS;
@@ -82,7 +86,7 @@ void tc_init(void)
 {
 	size_t slots = 0;
 	for (unsigned c = 0; c < HL_NCLASSES; c++) {
-		slots += 2 * sc_table[c].batch;
+		slots += tc_fbin_cap(c) + 1;   /* and its TC_FULL */
 		size_t per = (size_t)sc_table[c].batch * sc_table[c].size;
 		size_t m = TC_XFER_BYTES / per;
 		tc_xfer_max[c] = (uint32_t)(m < 4 ? 4 : m > 256 ? 256 : m);
@@ -128,9 +132,12 @@ static hl_tcache_t *tc_new(void)
 	tc->id = id;
 	void **s = tc->store;
 	for (unsigned c = 0; c < HL_NCLASSES; c++) {
-		tc->bin[c].low = tc->bin[c].top = s;
-		s += 2 * sc_table[c].batch;
-		tc->bin[c].high = s;
+		tc_fbin_t *b = &tc->bin[c];
+		b->low = b->top = s;
+		s += tc_fbin_cap(c);
+		*s++ = TC_FULL;
+		b->divm = sc_checks[c].divm;
+		b->bound = sc_checks[c].bound;
 	}
 	lf_store_release(&tc_pool[id - 1], tc);
 	return tc;
@@ -367,7 +374,7 @@ void tc_free_slow(void *p, unsigned cls)
 	}
 	tc_idle_check(tc);
 	tc_fbin_t *b = &tc->bin[cls];
-	unsigned keep = (unsigned)(b->high - b->low) - sc_table[cls].batch;
+	unsigned keep = tc_fbin_cap(cls) - sc_table[cls].batch;
 	if (tc_over_budget())
 		keep = 0;
 	tc_flush_bin(tc, cls, keep);
