@@ -20,7 +20,8 @@
  *     tokens) and per-class partial lists.
  *   account (hl_account_t) = what an arena draws on: a backing (bk_t, one
  *     per region: capacity, pool) and a budget (the task's quota).
- *   thread cache (hl_tcache_t): per class an array of block pointers.
+ *   thread cache (hl_tcache_t): per class a stack of block pointers and
+ *     its class's interior-check constants; hl_tc never NULL (tc_none).
  */
 #ifndef HL_TYPES_H
 #define HL_TYPES_H

@@ -1,11 +1,13 @@
 /*
  * The public allocation API and its fast paths.
  *
- * malloc of a small size: size -> class by table, pop the thread cache's
- * array.  free: one page-map load gives class, slot offset and kind; a
- * small block of the default region goes on the thread cache's array.
- * Neither does an atomic read-modify-write; everything else is a call out
- * of line.  A sized free (free_sized, free_aligned_sized, C++'s sized
+ * malloc of a small size: size -> class by one table, pop the thread
+ * cache's bin (19 instructions).  free: one page-map load gives class,
+ * slot offset, kind and arena; the bin's own constants check the offset
+ * is a block's; a small block of the default region goes on the bin (39
+ * instructions).  hl_tc is never NULL (tc_none, core/tcache.c), free(NULL)
+ * is found by the page map, not tested.  Neither path does an atomic
+ * read-modify-write; everything else is a call out of line.  A sized free (free_sized, free_aligned_sized, C++'s sized
  * delete) takes the same path and checks the size against the class.
  */
 #define _GNU_SOURCE
