@@ -146,6 +146,9 @@ typedef struct hl_region_attr {
 	void *notify_arg;
 	int relieve;             /* below low, the coordinator moves movable
 				  * memory out until free bytes are above high */
+	int shared;              /* MEMFD: shared with other processes; a fork
+				  * child may then neither allocate nor free in
+				  * it (by default it gets a private copy) */
 } hl_region_attr_t;
 
 int hl_region_create(const hl_region_attr_t *attr, hl_region_t **out);
@@ -253,6 +256,7 @@ typedef struct hl_migrate_stats {
 	size_t struct_size;
 	uint64_t moves[HL_MIGRATE_TIERS];   /* superblocks moved, by tier */
 	uint64_t bytes[HL_MIGRATE_TIERS];
+	uint64_t move_ns[HL_MIGRATE_TIERS]; /* time in the moves themselves, total */
 	uint64_t refused[HL_MIGRATE_WHY];   /* by reason (hl_migrate_why_name) */
 	uint64_t requests;                  /* posted to the coordinator */
 	uint64_t waits_timed_out;           /* allocations that gave up waiting */

@@ -2,23 +2,27 @@
 # Benchmark heaplib against glibc, jemalloc, tcmalloc and mimalloc, following
 # BENCH.md: every workload of stress/heaplib-stress at 1, 2 and 8 threads,
 # allocators interleaved (A B C D E A B C D E ...), the median of many runs
-# with its min and max; plus callgrind instruction counts for the fast path.
+# with its min and max; callgrind instruction counts for the fast path; and
+# Debian's redis-server under each allocator (bench/redis.sh).  The report
+# (bench/report.awk) checks every row against issue 11's targets.
 #
 #   make bench [QUICK=1]              (bench/bench.mk)
 #   bash scripts/bench.sh [VAR=VALUE ...]
 #
-# Writes bench/results.md and bench/throughput.png in the build directory,
+# Writes bench/results.md, bench/throughput.png and bench/redis.png in the build directory,
 # and every run's figures under bench/raw/<date>/ (git-ignored).
 #
 # Settings, from the environment or as VAR=VALUE arguments:
-#   QUICK=1          3 runs of 0.15 s per figure, callgrind N=1e5 (< 2 min)
-#   RUNS=R           runs per figure (default 10; QUICK 3)
+#   QUICK=1          3 runs of 0.15 s per figure, callgrind N=1e5, redis
+#                    1e5 requests per command (about 2 minutes)
+#   RUNS=R           runs per figure (default 5, about 30 minutes; QUICK 3)
 #   DURATION=S       seconds per run (default 1.4; QUICK 0.15)
 #   THREADS="1 2 8"  thread counts
 #   WORKLOADS="..."  workloads (default: all eleven, the "all" of heaplib-stress)
 #   ALLOCATORS="..." subset of: glibc jemalloc tcmalloc mimalloc heaplib
 #   CG_N=N           callgrind pairs: runs with N and 2N (default 1e6; QUICK 1e5)
-#   NO_APT=1         never apt-get a missing peer, valgrind or gnuplot
+#   REDIS=0, REDIS_N, REDIS_KEYS, REDIS_CLIENTS, REDIS_CHECK_N, REDIS_PIN: see bench/redis.sh
+#   NO_APT=1         never apt-get a missing peer, valgrind, gnuplot or redis
 #   BUILDDIR=DIR     where stress/heaplib-stress and .libs/libheaplib.so are
 #   BENCH_COMMAND=.. the command line to quote in results.md
 #
@@ -31,7 +35,8 @@ export LC_ALL=C
 for arg in "$@"; do
 	case $arg in
 	QUICK=* | RUNS=* | DURATION=* | THREADS=* | WORKLOADS=* | ALLOCATORS=* | \
-	CG_N=* | NO_APT=* | BUILDDIR=* | BENCH_COMMAND=* | CC=*)
+	CG_N=* | NO_APT=* | BUILDDIR=* | BENCH_COMMAND=* | CC=* | REDIS=* | REDIS_N=* | \
+	REDIS_KEYS=* | REDIS_CLIENTS=* | REDIS_CHECK_N=* | REDIS_PIN=*)
 		export "${arg?}" ;;
 	*)
 		echo "bench: unknown argument '$arg' (settings are VAR=VALUE; see the top of $0)" >&2
@@ -51,10 +56,11 @@ fi
 QUICK=${QUICK:-}
 [ "$QUICK" = 0 ] && QUICK=
 if [ -n "$QUICK" ]; then
-	RUNS=${RUNS:-3}; DURATION=${DURATION:-0.15}; CG_N=${CG_N:-100000}
+	RUNS=${RUNS:-3}; DURATION=${DURATION:-0.15}; CG_N=${CG_N:-100000}; REDIS_N=${REDIS_N:-100000}
 else
-	RUNS=${RUNS:-10}; DURATION=${DURATION:-1.4}; CG_N=${CG_N:-1000000}
+	RUNS=${RUNS:-5}; DURATION=${DURATION:-1.4}; CG_N=${CG_N:-1000000}; REDIS_N=${REDIS_N:-2000000}
 fi
+REDIS_KEYS=${REDIS_KEYS:-200000}; REDIS_CLIENTS=${REDIS_CLIENTS:-50}; REDIS_CHECK_N=${REDIS_CHECK_N:-20000}
 THREADS=${THREADS:-"1 2 8"}
 WORKLOADS=${WORKLOADS:-"fastpath server prodcons batches falseshare churn blowup large malloclarge mstress larson-sized"}
 ALLOCATORS=${ALLOCATORS:-"glibc jemalloc tcmalloc mimalloc heaplib"}
@@ -63,7 +69,7 @@ NO_APT=${NO_APT:-}
 CC=${CC:-cc}
 CG_N=$(awk -v n="$CG_N" 'BEGIN { printf "%d", n }')   # accepts 1e6
 
-settings="RUNS=$RUNS DURATION=$DURATION THREADS=\"$THREADS\" CG_N=$CG_N"
+settings="RUNS=$RUNS DURATION=$DURATION THREADS=\"$THREADS\" CG_N=$CG_N REDIS_N=$REDIS_N REDIS_KEYS=$REDIS_KEYS"
 [ -n "$QUICK" ] && settings="QUICK=$QUICK $settings"
 if [ -n "${BENCH_COMMAND:-}" ]; then
 	command_line="$BENCH_COMMAND"
@@ -211,6 +217,13 @@ else
 	cg_est=$(awk -v n="$CG_N" -v a="$na" 'BEGIN { printf "%d", (a + 1) * 4 * 0.4 + a * 2 * 3 * n * 200 / 90e6 }')
 fi
 
+# ---- redis-server under each allocator (bench/redis.sh) -------------------
+
+. "$srcdir/bench/redis.sh"
+redis_est=0
+: >"$raw/redis-info.tsv"; : >"$raw/redis-check.tsv"; : >"$raw/redis.tsv"
+redis_setup && redis_est=$(redis_estimate)
+
 # ---- the machine ----------------------------------------------------------
 
 cpu=$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo)
@@ -232,7 +245,7 @@ distro=$( (. /etc/os-release && echo "$PRETTY_NAME") 2>/dev/null || echo unknown
 # Expected time: the run's duration plus ~0.05 s to start a process, set up
 # and tear down a workload (measured on 2 cores; oversubscribed rows overrun
 # their duration a little, and a busy machine more).
-est=$(awk -v r="$total_runs" -v d="$DURATION" -v c="$cg_est" 'BEGIN { printf "%d", r * (d + 0.05) + c + 3 }')
+est=$(awk -v r="$total_runs" -v d="$DURATION" -v c="$cg_est" -v x="$redis_est" 'BEGIN { printf "%d", r * (d + 0.05) + c + x + 3 }')
 say "results in $outdir, raw data in $raw"
 say "$na allocators (${allocs[*]}) x $nw workloads x $nt thread counts x $RUNS runs = $total_runs runs of ${DURATION} s"
 say "expected time: about $(hms "$est") (started $(date '+%H:%M:%S'))"
@@ -377,239 +390,26 @@ for w in $WORKLOADS; do
 	done
 done
 rm -f "$raw/run.json" "$raw/run.err"
+redis_bench
 t_end=$(now)
 elapsed=$(awk -v a="$t_begin" -v b="$t_end" 'BEGIN { printf "%d", b - a }')
-echo "elapsed	$(hms "$elapsed") for $done_runs runs and the callgrind counts (expected $(hms "$est"))" >>"$raw/header.tsv"
+echo "elapsed	$(hms "$elapsed") for $done_runs runs, the callgrind counts and redis (expected $(hms "$est"))" >>"$raw/header.tsv"
 
 # ---- bench/results.md and the plot data ----------------------------------
 
 summarize() {
 	awk -F'\t' -v workloads="$WORKLOADS" -v threads="$THREADS" -v order="${allocs[*]}" \
 		-v runs="$RUNS" -v duration="$DURATION" -v cg_n="$CG_N" -v raw="bench/raw/$stamp" \
-		-v plotdat="$raw/plot.dat" -v have_heaplib="$have_heaplib" '
-	function median(key, m,   x, y, tmp) {     # sorts vals[key, 1..m] in place
-		for (x = 2; x <= m; x++)
-			for (y = x; y > 1 && vals[key, y - 1] > vals[key, y]; y--) {
-				tmp = vals[key, y]; vals[key, y] = vals[key, y - 1]; vals[key, y - 1] = tmp }
-		return m % 2 ? vals[key, (m + 1) / 2] : (vals[key, m / 2] + vals[key, m / 2 + 1]) / 2
-	}
-	function si(x,   u, s) {                  # 3 significant digits, SI suffix
-		if (x >= 1e9) { u = 1e9; s = "G" } else if (x >= 1e6) { u = 1e6; s = "M" }
-		else if (x >= 1e3) { u = 1e3; s = "k" } else { u = 1; s = "" }
-		x /= u
-		return sprintf(x >= 100 ? "%.0f%s" : x >= 10 ? "%.1f%s" : "%.2f%s", x, s)
-	}
-	function ratio(a, b) { return b > 0 ? sprintf("%.2fx", a / b) : "n/a" }
-	FILENAME ~ /header.tsv$/ { hdr[$1] = hdr[$1] == "" ? $2 : hdr[$1] "\n" $2
-		if ($1 == "alloc") { ver[$2] = $3; path[$2] = $4 }
-		next }
-	FILENAME ~ /callgrind.tsv$/ { cg[$1, $2, 1] = $3; cg[$1, $2, 2] = $4; cgseen = 1; next }
-	FNR == 1 { next }                          # runs.tsv header
-	{
-		key = $1 SUBSEP $2 SUBSEP $3
-		nrun[key]++
-		if ($6 != "ok") {
-			nbad[key]++
-			if (!(key in firstbad)) firstbad[key] = $6 ($6 == "FAIL" ? " (exit 2)" : "")
-			fails[++nfails] = $0
-			next
-		}
-		m = ++nok[key]
-		vals["ops" SUBSEP key, m] = $8
-		vals["rss" SUBSEP key, m] = $9 / 1024
-		vals["ext" SUBSEP key, m] = $13
-		vals["grow" SUBSEP key, m] = $14 >= 0 ? ($15 - $14) / 1024 : "n/a"
-		ename[$1] = $12
-	}
-	END {
-		nw = split(workloads, W, " "); nt = split(threads, T, " "); na = split(order, A, " ")
-		desc["fastpath"] = "malloc/free pairs of 16-512 B, each thread on its own"
-		desc["server"] = "larson shape: random slot replacement, slot arrays handed between threads (remote frees)"
-		desc["prodcons"] = "xmalloc shape: half the threads allocate, the other half free"
-		desc["batches"] = "threadtest shape: allocate 2000 blocks, free them all, repeat"
-		desc["falseshare"] = "cache-scratch shape: objects freed/reallocated by another thread, then written hard"
-		desc["churn"] = "threads created and joined continually, 300 blocks each"
-		desc["blowup"] = "8 MiB/thread of one class, free 90%, refill with another: peak RSS against peak live (extra)"
-		desc["large"] = "64 KiB - 8 MiB blocks with realloc growth"
-		desc["malloclarge"] = "malloc-large shape: 5-25 MiB blocks, at most 20 live, each replaced at random and memset whole; " \
-			"faults_per_alloc: minor page faults per block allocated"
-		desc["mstress"] = "mimalloc test-stress shape: short-lived threads keep random sets of mixed-size objects and hand some on " \
-			"through shared transfer slots; foreign_free_pct: frees of another thread'"'"'s block"
-		desc["larson-sized"] = "server with free_sized(p, size) for every free where the allocator has one; " \
-			"sized_free_pct: 100 if it had, 0 if the frees fell back to free"
-
-		# medians, min, max; the best peer of each figure
-		for (i = 1; i <= nw; i++) for (j = 1; j <= nt; j++) {
-			fk = W[i] SUBSEP T[j]; best[fk] = ""
-			for (k = 1; k <= na; k++) {
-				key = fk SUBSEP A[k]; m = nok[key] + 0
-				ok[key] = m > 0 && !nbad[key]
-				if (m > 0) {
-					med[key] = median("ops" SUBSEP key, m)
-					lo[key] = vals["ops" SUBSEP key, 1]; hi[key] = vals["ops" SUBSEP key, m]
-					rss[key] = median("rss" SUBSEP key, m); ext[key] = median("ext" SUBSEP key, m)
-					grow[key] = vals["grow" SUBSEP key, 1] == "n/a" ? "n/a" : sprintf("%+.1f", median("grow" SUBSEP key, m))
-				}
-				if (A[k] != "heaplib" && ok[key] && (best[fk] == "" || med[key] > med[fk SUBSEP best[fk]]))
-					best[fk] = A[k]
-			}
-		}
-
-		print "# heaplib benchmark results"
-		print ""
-		print "Generated by `scripts/bench.sh` from real runs; do not edit by hand."
-		print ""
-		print "- Machine: " hdr["machine"]
-		print "- Date: " hdr["date"]
-		print "- Command: `" hdr["command"] "` (" hdr["settings"] ")"
-		print "- Elapsed: " hdr["elapsed"]
-		print "- Allocators (preloaded with `LD_PRELOAD` into the same `stress/heaplib-stress` binary):"
-		for (k = 1; k <= na; k++)
-			printf "  - %s: %s, %s\n", A[k], ver[A[k]], path[A[k]]
-		ns = split(hdr["skipped"], S, "\n")
-		for (k = 1; k <= ns; k++) printf "- Skipped: %s\n", S[k]
-		printf "- Protocol: %d runs per figure of %s s each, allocators interleaved (%s, %s, ...), " \
-			"run r of every allocator with seed r; each run a fresh process.\n", runs, duration, order, order
-		print "- ops/s = allocator calls (malloc, calloc, realloc, free) per second: the median, [min, max]."
-		print "  Peak RSS = the run'"'"'s resident high-water mark (VmHWM), MiB, median. heaplib/X > 1: heaplib"
-		print "  is faster; for RSS, < 1: heaplib uses less memory. A figure with a failed run reads FAIL."
-		print "- Raw data: `" raw "/` (runs.tsv, runs.jsonl, callgrind/)."
-		print ""
-
-		if (cgseen) {
-			print "## Fast path: instructions per malloc/free pair (callgrind)"
-			print ""
-			printf "`valgrind --tool=callgrind` (total Ir) on `stress/callgrind.c`, single thread, %d and %d\n", cg_n, 2 * cg_n
-			print "malloc/free pairs: (Ir(2N) - Ir(N)) / N, so start-up cancels, minus the loop'"'"'s own"
-			print "instructions (the same program without the calls). 64 B: one size, the purest fast path;"
-			print "mixed: 16-512 B in 32 classes, each class revisited every 32 pairs."
-			print ""
-			print "| allocator | Ir/pair, 64 B | heaplib/X | Ir/pair, mixed 16-512 B | heaplib/X |"
-			print "|---|---:|---:|---:|---:|"
-			for (p = 1; p <= 2; p++) {
-				pat = p == 1 ? "64" : "mixed"
-				loop[pat] = (cg["loop", pat, 1] != "FAIL" && cg["loop", pat, 2] != "FAIL") ? \
-					(cg["loop", pat, 2] - cg["loop", pat, 1]) / cg_n : 0
-				for (k = 1; k <= na; k++) {
-					a = A[k]
-					if (cg[a, pat, 1] == "FAIL" || cg[a, pat, 2] == "FAIL" || cg[a, pat, 1] == "") ir[a, pat] = "FAIL"
-					else ir[a, pat] = (cg[a, pat, 2] - cg[a, pat, 1]) / cg_n - loop[pat]
-				}
-			}
-			for (k = 1; k <= na; k++) {
-				a = A[k]; line = "| " a
-				for (p = 1; p <= 2; p++) {
-					pat = p == 1 ? "64" : "mixed"
-					line = line " | " (ir[a, pat] == "FAIL" ? "FAIL" : sprintf("%.1f", ir[a, pat]))
-					if (a == "heaplib" || !have_heaplib) line = line " | -"
-					else if (ir["heaplib", pat] == "FAIL" || ir[a, pat] == "FAIL") line = line " | n/a"
-					else line = line " | " ratio(ir["heaplib", pat], ir[a, pat])
-				}
-				print line " |"
-			}
-			printf "\nThe loop itself: %.1f Ir per iteration (64 B), %.1f (mixed), subtracted above. " \
-				"heaplib/X < 1: heaplib runs fewer instructions.\n\n", loop["64"], loop["mixed"]
-		}
-
-		if (have_heaplib) {
-			print "## Summary: heaplib throughput against each peer"
-			print ""
-			print "heaplib'"'"'s median ops/s divided by the peer'"'"'s (> 1: heaplib faster)."
-			print ""
-			line = "| workload | threads | heaplib ops/s"; sep = "|---|---:|---:"
-			for (k = 1; k <= na; k++) if (A[k] != "heaplib") { line = line " | /" A[k]; sep = sep "|---:" }
-			print line " | /best peer |"; print sep "|---|"
-			for (i = 1; i <= nw; i++) for (j = 1; j <= nt; j++) {
-				fk = W[i] SUBSEP T[j]; h = fk SUBSEP "heaplib"
-				line = "| " W[i] " | " T[j] " | " (ok[h] ? si(med[h]) : "FAIL")
-				for (k = 1; k <= na; k++) {
-					if (A[k] == "heaplib") continue
-					key = fk SUBSEP A[k]
-					line = line " | " (!ok[h] ? "FAIL" : !ok[key] ? "n/a (" A[k] " FAIL)" : ratio(med[h], med[key]))
-				}
-				b = best[fk]
-				line = line " | " (!ok[h] ? "FAIL" : b == "" ? "n/a" : ratio(med[h], med[fk SUBSEP b]) " (" b ")")
-				print line " |"
-			}
-			print ""
-		}
-
-		print "## Per workload"
-		for (i = 1; i <= nw; i++) {
-			w = W[i]
-			print ""
-			print "### " w
-			print ""
-			print desc[w] "."
-			print ""
-			# churn: RSS must stay flat; blowup: RSS against live bytes
-			more = w == "churn" ? " RSS growth after warm-up, MiB |" : w == "blowup" ? " peak RSS / peak live |" : ""
-			if (w == "churn") print "RSS growth after warm-up: resident set at the end minus at 25% of the run, median.\n"
-			if (w == "blowup") print "peak RSS / peak live: includes the harness'"'"'s own arrays (about 1 MiB per thread).\n"
-			print "| threads | allocator | ops/s median | [min, max] | peak RSS MiB | heaplib/X ops/s | heaplib/X RSS | " \
-				(ename[w] != "" ? ename[w] : "extra") " (median) |" more
-			print "|---:|---|---:|---|---:|---:|---:|---:|" (more != "" ? "---:|" : "")
-			for (j = 1; j <= nt; j++) {
-				fk = w SUBSEP T[j]; h = fk SUBSEP "heaplib"
-				for (k = 1; k <= na; k++) {
-					a = A[k]; key = fk SUBSEP a
-					line = "| " T[j] " | " (a == "heaplib" ? "**heaplib**" : a)
-					if (!ok[key]) {
-						if (nbad[key]) line = line sprintf(" | FAIL %d/%d runs: %s | | | | | |", nbad[key], nrun[key], firstbad[key])
-						else line = line " | no run | | | | | |"
-						print line (more != "" ? " |" : ""); continue
-					}
-					line = line " | " si(med[key]) " | [" si(lo[key]) ", " si(hi[key]) "] | " sprintf("%.1f", rss[key])
-					if (a == "heaplib")
-						line = line " | " (best[fk] == "" ? "-" : "best peer: " ratio(med[h], med[fk SUBSEP best[fk]]) " (" best[fk] ")") " | -"
-					else if (!have_heaplib) line = line " | - | -"
-					else if (!ok[h]) line = line " | FAIL | FAIL"
-					else line = line " | " ratio(med[h], med[key]) " | " ratio(rss[h], rss[key])
-					line = line " | " sprintf("%.4g", ext[key]) " |"
-					if (w == "churn") line = line " " grow[key] " |"
-					if (w == "blowup") line = line " " (ext[key] > 0 ? sprintf("%.2f", rss[key] / ext[key]) : "n/a") " |"
-					print line
-				}
-			}
-		}
-
-		print ""
-		print "## Failures"
-		print ""
-		if (!nfails) print "None: every run exited 0 with a result."
-		else {
-			print "Runs that did not exit 0 with a result (exit 2 = the harness found a corrupted block or a"
-			print "NULL; the message and the command to repeat the run are in `" raw "/fail/`):"
-			print ""
-			for (f = 1; f <= nfails; f++) {
-				split(fails[f], F, "\t")
-				printf "- %s, %s threads, %s, run %s (seed %s): %s (exit %s): `%s`\n", F[1], F[2], F[3], F[4], F[5], F[6], F[7], F[17]
-			}
-		}
-
-		# plot data: one block per (workload, allocator), in order;
-		# columns threads, median, min, max (ops/s).  plot.panels: per
-		# workload, 1 if any allocator has a point (gnuplot stops on a panel
-		# without any).
-		for (i = 1; i <= nw; i++) {
-			p = 0
-			for (j = 1; j <= nt; j++) for (k = 1; k <= na; k++) if (ok[W[i] SUBSEP T[j] SUBSEP A[k]]) p = 1
-			panels = panels (i > 1 ? " " : "") p
-		}
-		print panels > (plotdat ".panels")
-		for (i = 1; i <= nw; i++) for (k = 1; k <= na; k++) {
-			printf "# %s %s\n", W[i], A[k] > plotdat
-			any = 0
-			for (j = 1; j <= nt; j++) {
-				key = W[i] SUBSEP T[j] SUBSEP A[k]
-				if (ok[key]) { printf "%s %.6g %.6g %.6g\n", T[j], med[key], lo[key], hi[key] > plotdat; any = 1 }
-			}
-			if (!any) printf "%s NaN NaN NaN\n", T[1] > plotdat
-			printf "\n\n" > plotdat
-		}
-	}' "$raw/header.tsv" "$cg_tsv" "$tsv"
+		-v plotdat="$raw/plot.dat" -v have_heaplib="$have_heaplib" \
+		-v redis_cmds="$redis_cmds" -f "$srcdir/bench/report.awk" "$raw/header.tsv" "$cg_tsv" "$tsv" \
+		"$raw/redis-info.tsv" "$raw/redis-check.tsv" "$raw/redis.tsv"
 }
 summarize >"$outdir/results.md"
+if [ "$have_heaplib" = 1 ]; then
+	. "$srcdir/bench/migrate.sh"
+	say "nomadic memory: bench/migrate"
+	migrate_section >>"$outdir/results.md"
+fi
 say "wrote $outdir/results.md"
 
 # ---- bench/throughput.png ------------------------------------------------
@@ -626,6 +426,17 @@ else
 	else
 		say "gnuplot failed (see $raw/gnuplot.log); no throughput.png"
 		cat "$raw/gnuplot.log" >&2
+	fi
+	if [ -s "$raw/plot.dat.redis" ]; then
+		title="redis-server under each allocator: median of $RUNS runs, bars min-max, $(date -u +%Y-%m-%d), nproc $(nproc)"
+		if gnuplot -e "datafile='$raw/plot.dat.redis'; outfile='$outdir/redis.png'" \
+			-e "allocators='${allocs[*]}'; plottitle='$title'" \
+			"$srcdir/bench/plot-redis.gp" 2>"$raw/gnuplot-redis.log"; then
+			say "wrote $outdir/redis.png"
+		else
+			say "gnuplot failed (see $raw/gnuplot-redis.log); no redis.png"
+			cat "$raw/gnuplot-redis.log" >&2
+		fi
 	fi
 fi
 total_s=$(awk -v a="$t_begin" -v b="$(now)" 'BEGIN { print b - a }')

@@ -168,21 +168,51 @@ typedef struct pm_slot {
  * arena 0 (default task, default region). */
 #define PM_FASTKIND(w) ((unsigned)((w) >> 44))
 
+/* What backs a live span, beside its slot records (mem/pagemap.c keeps
+ * one word per slot, read on the span's first slot; never on free's
+ * path): 0 the reservation's own anonymous mapping; PM_BACK_ANON private
+ * anonymous memory in a mapping of its own (a span moved off a memfd);
+ * else memfd offset `unit` (in 64 KiB slots) of backing `id`. */
+#define PM_BACK_ANON 0x7fu
+#define PM_BACK(id, unit) (((uint32_t)(id) + 1u) | ((uint32_t)(unit) << 7))
+#define PM_BACK_IS_FD(v) ((v) != 0 && ((v) & 0x7fu) != PM_BACK_ANON)
+#define PM_BACK_ID(v) (((v) & 0x7fu) - 1u)
+#define PM_BACK_UNIT(v) ((v) >> 7)
+#define PM_BACK_UNITS_MAX (1u << 25)   /* offsets: 2 TiB of a memfd */
+
 /* ---- backings, budgets, accounts (mem/backing.c) ----------------------- */
-/* What backs one region's spans: the reservation (ANON) or a pool of its
- * own (MEMFD, HUGETLB, BUFFER: one mapping carved into 64 KiB slots with
- * slot records of their own).  One per region id, type-stable. */
+/* A memfd offset unit (64 KiB) of a MEMFD backing: its free-stack link,
+ * and while it starts a live span, that span's address and order. */
+typedef struct bk_unit {
+	uint32_t link;
+	uint32_t order;
+	char *base;
+} bk_unit_t;
+
+/* What backs one region's spans.  ANON and MEMFD spans come from the
+ * reservation: ANON keeps its anonymous memory, MEMFD maps an offset of
+ * its memfd over the span (offsets from `units`, free stacks per order).
+ * HUGETLB and BUFFER are pools: one mapping of `capacity` bytes made (or
+ * given) at setup, carved into 64 KiB slots with slot records of their
+ * own.  One per region id, type-stable. */
 typedef struct bk {
 	uint32_t id;                  /* = the region id */
 	hl_backing_t kind;
 	int secure;                   /* locked, out of dumps, wiped */
 	uint64_t capacity;            /* bytes it may back; 0: unbounded */
-	char *pool;                   /* pools: [pool, pool + pool_len) */
+	char *pool;                   /* pools: [pool, pool + pool_len) holds
+				       * the spans; MEMFD: a shared view of
+				       * the whole memfd (the target of the
+				       * copies of backing moves) */
 	size_t pool_len;
-	int fd;
-	uint32_t pool_next;           /* slots bump-allocated from here */
-	lf_tstack_t pool_free[HL_SPAN_ORDERS];   /* slot index + 1 */
+	int fd;                       /* MEMFD's memfd */
+	bk_unit_t *units;             /* MEMFD: pool_len >> 16 of them */
+	uint32_t pool_next;           /* units bump-allocated from here */
+	lf_tstack_t pool_free[HL_SPAN_ORDERS];   /* unit (slot) index + 1 */
 	uint64_t backed, superblocks; /* relaxed */
+	int shared;                   /* MEMFD made to be shared with other
+				       * processes: a fork child keeps its hands
+				       * off (else it gets a private copy) */
 } bk_t;
 
 /* A bound on bytes backed that is not a region's: a task's quota. */
@@ -279,6 +309,9 @@ typedef struct hl_config {
 	uint32_t small_max;       /* blocks above this get a mapping (mallopt) */
 	uint32_t migrate_wait_ms; /* HEAPLIB_MIGRATE_WAIT_MS: an allocation's wait
 				   * for the migration it asked for */
+	bool no_uffd;             /* HEAPLIB_NO_UFFD: backing moves refused */
+	uint64_t uffd_features;   /* HEAPLIB_UFFD_FEATURES: userfaultfd features
+				   * heaplib may ask for (a mask) */
 } hl_config_t;
 
 typedef struct hl_counters {
@@ -288,6 +321,10 @@ typedef struct hl_counters {
 	uint64_t tcache_bytes, transfer_bytes, threads_live, reserved;
 	uint64_t span_slots_used;
 	uint64_t large_cached;              /* freed large bytes kept warm */
+	uint64_t own_maps;                  /* kernel mappings heaplib split off
+					     * for spans (memfd, moved): an
+					     * upper bound, 2 a span */
+	uint64_t span_moves, span_moves_refused;   /* backing moves */
 	uint64_t sb_live_cls[HL_NCLASSES];  /* superblocks not retired, per class */
 } hl_counters_t;
 

@@ -43,6 +43,9 @@ static void hl_init_layers(void)
 	decay_set_sweep_hook(region_decay);
 	thread_atfork_register(NULL, NULL, region_fork_child);
 	mig_init();
+	/* After the coordinator's: its prepare parks it before the spans
+	 * are held, and its child step runs after the copy. */
+	thread_atfork_register(bk_fork_prepare, bk_fork_parent, bk_fork_child);
 }
 
 #ifdef HL_TEST_HOOKS

@@ -122,7 +122,14 @@ HL_EXPORT void hl_stats_print(FILE *out)
 	for (unsigned i = 1; hl_migrate_why_name(i); i++)
 		fprintf(out, "migrate_refused_%s %llu\n", hl_migrate_why_name(i),
 			(unsigned long long)ms.refused[i]);
-	fprintf(out, "migrate_uffd %d\n", ms.uffd);
+	fprintf(out, "migrate_uffd %d\nmigrate_own_maps %llu\nmigrate_map_limit %llu\n"
+		"migrate_span_moves %llu\nmigrate_span_moves_refused %llu\n", ms.uffd,
+		(unsigned long long)lf_load_relaxed(&hl_ctr.own_maps),
+		(unsigned long long)rb_map_limit(),
+		(unsigned long long)lf_load_relaxed(&hl_ctr.span_moves),
+		(unsigned long long)lf_load_relaxed(&hl_ctr.span_moves_refused));
+	if (ms.uffd_reason[0])
+		fprintf(out, "migrate_uffd_reason %s\n", ms.uffd_reason);
 }
 
 

@@ -63,7 +63,14 @@ char *hl_fmt_u64(char *o, char *end, uint64_t v);
 #define HL_WHY_SIZE "size does not match the block"
 
 /* ---- os.c --------------------------------------------------------------- */
-void *os_map(size_t size);                 /* RW, NORESERVE; NULL on failure */
+/* Transparent huge pages (doc/thp.md has the figures): heaplib's metadata
+ * maps, its superblock chunks and its page heap are MADV_NOHUGEPAGE
+ * (sparsely touched, purged in 4 KiB-multiples: a huge page there costs
+ * RSS and splits, and measured no gain); blocks with mappings of their
+ * own follow the system's setting, and hugetlb regions are the program's
+ * explicit choice. */
+void os_nohuge(void *p, size_t size);
+void *os_map(size_t size);                 /* RW, NORESERVE, NOHUGEPAGE; NULL on failure */
 void *os_map_aligned(size_t size, size_t align);
 /* false if the kernel refused (a split past vm.max_map_count): the pages
  * are then still mapped, and still the caller's. */
@@ -78,6 +85,14 @@ bool os_remap(void *p, size_t old, size_t size);
  * caller's (given back, or already taken back by the kernel). */
 bool os_move(void *p, size_t old, void *dst, size_t size);
 void os_purge(void *p, size_t size);       /* MADV_DONTNEED */
+/* Map size bytes of file fd from off, shared, over [p, p + size) (which
+ * the caller holds); false if the kernel refused (the range as it was). */
+bool os_map_file_fixed(void *p, size_t size, int fd, uint64_t off);
+/* Fresh private anonymous memory (NORESERVE, as the reservation) over
+ * [p, p + size), which the caller holds; false if the kernel refused. */
+bool os_map_anon_fixed(void *p, size_t size);
+/* Give the pages of [off, off + size) of file fd back (a hole). */
+void os_punch(int fd, uint64_t off, size_t size);
 /* Secure pages: locked in RAM and out of core dumps; false (nothing
  * changed) if they cannot be locked.  os_unlock undoes both. */
 bool os_lock(void *p, size_t size);

@@ -39,13 +39,28 @@ static const struct config_opt {
 	{ "verbose", "HEAPLIB_VERBOSE", CONFIG_BOOL, 0, offsetof(hl_config_t, verbose) },
 	{ "migrate_wait_ms", "HEAPLIB_MIGRATE_WAIT_MS", CONFIG_U32, 100,
 	  offsetof(hl_config_t, migrate_wait_ms) },
+	{ "no_uffd", "HEAPLIB_NO_UFFD", CONFIG_BOOL, 0, offsetof(hl_config_t, no_uffd) },
+	{ "uffd_features", "HEAPLIB_UFFD_FEATURES", CONFIG_U64, UINT64_MAX,
+	  offsetof(hl_config_t, uffd_features) },
 };
 #define CONFIG_NOPTS (sizeof config_opts / sizeof config_opts[0])
 
-/* A number with an optional K, M or G suffix, up to end (or a NUL). */
+/* A number with an optional K, M or G suffix, up to end (or a NUL); in
+ * hexadecimal after "0x" (masks). */
 static uint64_t config_number(const char *s, const char *end)
 {
 	uint64_t v = 0;
+	if (end - s > 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
+		for (s += 2; s < end; s++) {
+			unsigned d = *s >= '0' && *s <= '9' ? (unsigned)(*s - '0')
+				   : (*s | 0x20) >= 'a' && (*s | 0x20) <= 'f' ? (unsigned)((*s | 0x20) - 'a' + 10)
+				   : 16u;
+			if (d > 15)
+				break;
+			v = v << 4 | d;
+		}
+		return v;
+	}
 	for (; s < end && *s >= '0' && *s <= '9'; s++)
 		v = v * 10 + (uint64_t)(*s - '0');
 	if (s < end) {

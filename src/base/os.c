@@ -57,11 +57,21 @@ static void *os_mmap(void *hint, size_t size, int flags)
 	return p == MAP_FAILED ? NULL : p;
 }
 
+void os_nohuge(void *p, size_t size)
+{
+	int saved = errno;
+	madvise(p, size, MADV_NOHUGEPAGE);
+	errno = saved;
+}
+
 void *os_map(size_t size)
 {
 	if (OS_MAP_FAILS())
 		return NULL;
-	return os_mmap(NULL, size, 0);
+	void *p = os_mmap(NULL, size, 0);
+	if (p)
+		os_nohuge(p, size);   /* heaplib's own maps: see os_nohuge */
+	return p;
 }
 
 /* Aligned without over-mapping where possible: an over-map needs size +
@@ -165,6 +175,27 @@ bool os_move(void *p, size_t old, void *dst, size_t size)
 		munmap(again, size);   /* a kernel that took the flag for a hint */
 	errno = saved;
 	return false;
+}
+
+bool os_map_file_fixed(void *p, size_t size, int fd, uint64_t off)
+{
+	int saved = errno;
+	bool ok = mmap(p, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd,
+		       (off_t)off) == p;
+	errno = saved;
+	return ok;
+}
+
+bool os_map_anon_fixed(void *p, size_t size)
+{
+	return os_mmap(p, size, MAP_FIXED) == p;
+}
+
+void os_punch(int fd, uint64_t off, size_t size)
+{
+	int saved = errno;
+	fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)size);
+	errno = saved;
 }
 
 void os_purge(void *p, size_t size)

@@ -2,16 +2,24 @@
  * Backings: what stands behind a region's superblock spans, and the
  * charging of capacity and quota for them.
  *
- * An ANON backing takes spans from the reservation (mem/pagemap.c) and
- * gives them back purged.  MEMFD, HUGETLB and BUFFER backings are pools:
- * one mapping of `capacity` bytes made (or given) at setup, carved into
- * 64 KiB slots with slot records of their own in the page map; they serve
- * superblocks only (blocks up to 32 KiB).
+ * ANON and MEMFD spans come from the reservation (mem/pagemap.c), so a
+ * superblock keeps its address whatever backs it: an ANON span keeps the
+ * reservation's anonymous memory and is given back purged; a MEMFD span
+ * has a free range of offsets of the region's memfd mapped over it
+ * (shared, MAP_FIXED) and, when it empties, its offsets punched out and
+ * fresh anonymous memory mapped back before the span goes back clean.
+ * What backs each span is in the page map's side table (pm_back_*), so a
+ * backing move (bk_span_move, through rebind.c) can change it in place.
+ * HUGETLB and BUFFER backings are pools: one mapping of `capacity` bytes
+ * made (or given) at setup, carved into 64 KiB slots with slot records of
+ * their own; their addresses are theirs, and they never move.  MEMFD and
+ * the pools serve superblocks only (blocks up to 32 KiB).
  *
  * Concurrency: bk_reserve/bk_unreserve and bk_span_get/bk_span_put may run
  * in any threads at once (capacity and budget are bounded counters
- * changed by CAS; pool slots come from a CAS-bumped index and tagged
- * stacks).  bk_setup and bk_release run on a backing nobody else uses
+ * changed by CAS; pool slots and memfd offsets come from a CAS-bumped
+ * index and tagged stacks).  bk_span_move runs in the thread that holds
+ * the span.  bk_setup and bk_release run on a backing nobody else uses
  * (policy/region.c's create and delete see to it).
  */
 #define _GNU_SOURCE
@@ -32,6 +40,9 @@ void bk_init(void)
 		bk_tab[i].kind = HL_BACKING_ANON;
 		bk_tab[i].fd = -1;
 	}
+	/* Start-up registers the fork steps (src/README.md): a child must
+	 * not keep the userfaultfd of backing moves. */
+	thread_atfork_register(NULL, NULL, rb_fork_child);
 }
 
 void bk_set_level_hook(void (*fn)(bk_t *bk))
@@ -71,7 +82,7 @@ void bk_unreserve(hl_account_t *ac, uint64_t n)
 	bk_level_changed(ac->bk);
 }
 
-/* ---- spans -------------------------------------------------------------- */
+/* ---- units: pool slots and memfd offsets -------------------------------- */
 
 /* The slot record of a pool's slot: pools have records for every slot
  * from setup on. */
@@ -83,9 +94,14 @@ static pm_slot_t *bk_rec(bk_t *bk, uint32_t slot)
 	return rec;
 }
 
-static uint32_t *bk_pool_link(void *ctx, uint32_t idx)
+/* The free-stack link of unit idx - 1: in a memfd's unit table, or in
+ * the slot record of a pool's slot. */
+static uint32_t *bk_unit_link(void *ctx, uint32_t idx)
 {
-	return &bk_rec(ctx, idx - 1)->link;
+	bk_t *bk = ctx;
+	if (bk->units)
+		return &bk->units[idx - 1].link;
+	return &bk_rec(bk, idx - 1)->link;
 }
 
 static char *bk_slot_addr(bk_t *bk, uint32_t slot)
@@ -93,26 +109,31 @@ static char *bk_slot_addr(bk_t *bk, uint32_t slot)
 	return bk->pool + ((size_t)slot << HL_SLOT_SHIFT);
 }
 
-/* Hand the free run [slot, slot + n) to the pool's stacks, cut greedily
- * into spans of 8, 4, 2 and 1 slots (a pool's spans need no alignment
- * beyond the slot's). */
-static void bk_pool_give(bk_t *bk, uint32_t slot, uint32_t n)
+static void bk_unit_push(bk_t *bk, unsigned order, uint32_t unit)
+{
+	lf_tstack_push(&bk->pool_free[order], unit + 1, bk_unit_link(bk, unit + 1));
+}
+
+/* Hand the free run [unit, unit + n) to the stacks, cut greedily into
+ * runs of 8, 4, 2 and 1 units (spans need no alignment of their units
+ * beyond the unit's). */
+static void bk_units_give(bk_t *bk, uint32_t unit, uint32_t n)
 {
 	while (n) {
 		unsigned o = HL_SPAN_ORDERS - 1;
 		while ((1u << o) > n)
 			o--;
-		lf_tstack_push(&bk->pool_free[o], slot + 1, &bk_rec(bk, slot)->link);
-		slot += 1u << o;
+		bk_unit_push(bk, o, unit);
+		unit += 1u << o;
 		n -= 1u << o;
 	}
 }
 
-/* Merge: take every free span of the pool (popping a whole stack makes us
- * its spans' owner; spans freed meanwhile wait on the stacks), mark their
- * slots, and give them back as the longest runs they form.  Lock-free:
- * nobody waits for a regroup, they only find fewer spans while it runs. */
-static void bk_pool_regroup(bk_t *bk)
+/* Merge: take every free run (popping a whole stack makes us its runs'
+ * owner; runs freed meanwhile wait on the stacks), mark their units, and
+ * give them back as the longest runs they form.  Lock-free: nobody waits
+ * for a regroup, they only find fewer runs while it runs. */
+static void bk_units_regroup(bk_t *bk)
 {
 	uint32_t total = (uint32_t)(bk->pool_len >> HL_SLOT_SHIFT);
 	size_t words = ((size_t)total + 63) / 64;
@@ -129,7 +150,7 @@ static void bk_pool_regroup(bk_t *bk)
 	for (unsigned o = 0; o < HL_SPAN_ORDERS; o++) {
 		uint32_t idx = lf_tstack_pop_all(&bk->pool_free[o]);
 		while (idx) {
-			uint32_t next = lf_load_relaxed(bk_pool_link(bk, idx));
+			uint32_t next = lf_load_relaxed(bk_unit_link(bk, idx));
 			for (uint32_t k = 0; k < (1u << o); k++)
 				bits[(idx - 1 + k) / 64] |= (uint64_t)1 << ((idx - 1 + k) % 64);
 			any = true;
@@ -144,39 +165,113 @@ static void bk_pool_regroup(bk_t *bk)
 		uint32_t e = s;
 		while (e < total && bits[e / 64] >> (e % 64) & 1)
 			e++;
-		bk_pool_give(bk, s, e - s);
+		bk_units_give(bk, s, e - s);
 		s = e;
 	}
 	if (bits != local)
 		os_unmap(bits, words * sizeof *bits);
 }
 
-/* A span of (1 << order) slots: a free one of that size, the untouched
- * tail, a bigger free one split (the rest goes back), or, once, all free
- * spans merged and then those again. */
-static char *bk_pool_take(bk_t *bk, unsigned order)
+/* A run of (1 << order) units, as its first unit + 1 (0: none): a free
+ * one of that size, the untouched tail, a bigger free one split (the rest
+ * goes back), or, once, all free runs merged and then those again. */
+static uint32_t bk_units_take(bk_t *bk, unsigned order)
 {
 	uint32_t n = 1u << order, total = (uint32_t)(bk->pool_len >> HL_SLOT_SHIFT);
 	for (int pass = 0; pass < 2; pass++) {
-		uint32_t idx = lf_tstack_pop(&bk->pool_free[order], bk_pool_link, bk);
+		uint32_t idx = lf_tstack_pop(&bk->pool_free[order], bk_unit_link, bk);
 		if (idx)
-			return bk_slot_addr(bk, idx - 1);
+			return idx;
 		uint32_t cur = lf_load_relaxed(&bk->pool_next);
 		while (cur + n <= total) {
 			if (lf_cas_weak_acq_rel(&bk->pool_next, &cur, cur + n))
-				return bk_slot_addr(bk, cur);
+				return cur + 1;
 		}
 		for (unsigned o = order + 1; o < HL_SPAN_ORDERS; o++) {
-			idx = lf_tstack_pop(&bk->pool_free[o], bk_pool_link, bk);
+			idx = lf_tstack_pop(&bk->pool_free[o], bk_unit_link, bk);
 			if (idx) {
-				bk_pool_give(bk, idx - 1 + n, (1u << o) - n);
-				return bk_slot_addr(bk, idx - 1);
+				bk_units_give(bk, idx - 1 + n, (1u << o) - n);
+				return idx;
 			}
 		}
 		if (pass == 0)
-			bk_pool_regroup(bk);
+			bk_units_regroup(bk);
 	}
-	return NULL;
+	return 0;
+}
+
+/* ---- memfd spans -------------------------------------------------------- */
+
+static uint64_t bk_unit_off(uint32_t unit)
+{
+	return (uint64_t)unit << HL_SLOT_SHIFT;
+}
+
+/* Offsets [unit, unit + 2^order) of bk back to its memfd (a hole) and to
+ * its free stacks; the span that had them no longer does. */
+static void bk_units_free(bk_t *bk, uint32_t unit, unsigned order)
+{
+	os_punch(bk->fd, bk_unit_off(unit), HL_SLOT_SIZE << order);
+	lf_store_relaxed(&bk->units[unit].base, (char *)NULL);
+	bk_unit_push(bk, order, unit);
+}
+
+/* Whatever backs the span at base now goes: fresh anonymous memory, as
+ * the reservation's, is mapped over it; memfd offsets go back to their
+ * backing.  False (nothing changed) if the kernel refuses the mapping. */
+static bool bk_span_unback(char *base, unsigned order)
+{
+	size_t bytes = HL_SLOT_SIZE << order;
+	uint32_t back = pm_back_get(base);
+	if (!back)
+		return true;
+	if (!os_map_anon_fixed(base, bytes))
+		return false;
+	if (PM_BACK_IS_FD(back))
+		bk_units_free(bk_at(PM_BACK_ID(back)), PM_BACK_UNIT(back), order);
+	pm_back_set(base, 0);
+	rb_maps_put(2);
+	return true;
+}
+
+/* Map a free run of bk's offsets over the reservation span at base. */
+static int bk_memfd_back(bk_t *bk, char *base, unsigned order)
+{
+	size_t bytes = HL_SLOT_SIZE << order;
+	uint32_t unit = bk_units_take(bk, order);
+	if (!unit)
+		return HL_ENOMEM;
+	unit--;
+	uint32_t back = pm_back_get(base);
+	if (!back && !rb_maps_take(2)) {
+		hl_warn("hl_alloc", base, "mapping budget spent (half of vm.max_map_count): HL_ENOMEM");
+		bk_unit_push(bk, order, unit);
+		return HL_ENOMEM;
+	}
+	if (!pm_back_set(base, PM_BACK(bk->id, unit)) ||
+	    !os_map_file_fixed(base, bytes, bk->fd, bk_unit_off(unit))) {
+		pm_back_set(base, back);
+		if (!back)
+			rb_maps_put(2);
+		bk_unit_push(bk, order, unit);
+		return HL_ENOMEM;
+	}
+	lf_store_relaxed(&bk->units[unit].order, order);
+	lf_store_relaxed(&bk->units[unit].base, base);
+	if (bk->secure && !os_lock(base, bytes)) {
+		hl_warn("hl_alloc", base, "cannot lock a secure region's pages (RLIMIT_MEMLOCK?): HL_EPERM");
+		if (!bk_span_unback(base, order))
+			hl_warn("hl_alloc", base, "cannot map the span back: it is lost");
+		return HL_EPERM;
+	}
+	return HL_OK;
+}
+
+/* ---- spans -------------------------------------------------------------- */
+
+static bool bk_is_pool(const bk_t *bk)
+{
+	return bk->kind == HL_BACKING_HUGETLB || bk->kind == HL_BACKING_BUFFER;
 }
 
 char *bk_span_get(hl_account_t *ac, unsigned order, uint32_t *span, int *err)
@@ -187,16 +282,24 @@ char *bk_span_get(hl_account_t *ac, unsigned order, uint32_t *span, int *err)
 		return NULL;
 	char *base = NULL;
 	*span = 0;
-	if (bk->pool) {
-		base = bk_pool_take(bk, order);
+	if (bk_is_pool(bk)) {
+		uint32_t idx = bk_units_take(bk, order);
+		if (idx)
+			base = bk_slot_addr(bk, idx - 1);
 	} else {
 		bool fresh;
 		uint32_t sp = pm_span_get(order, &base, &fresh);
-		if (sp && bk->secure && !os_lock(base, bytes)) {
+		int e = HL_OK;
+		if (sp && bk->kind == HL_BACKING_MEMFD)
+			e = bk_memfd_back(bk, base, order);
+		else if (sp && bk->secure && !os_lock(base, bytes)) {
 			hl_warn("hl_alloc", base, "cannot lock a secure region's pages (RLIMIT_MEMLOCK?): HL_EPERM");
+			e = HL_EPERM;
+		}
+		if (sp && e) {
 			pm_span_put(sp, order);
 			bk_unreserve(ac, bytes);
-			*err = HL_EPERM;
+			*err = e;
 			return NULL;
 		}
 		*span = sp;
@@ -216,28 +319,112 @@ void bk_span_put(hl_account_t *ac, char *base, uint32_t span, unsigned order)
 {
 	bk_t *bk = ac->bk;
 	size_t bytes = HL_SLOT_SIZE << order;
-	if (bk->pool) {
+	if (bk_is_pool(bk)) {
 		uint32_t first = (uint32_t)((size_t)(base - bk->pool) >> HL_SLOT_SHIFT);
 		pm_mark_cached(base, order);
-		if (bk->kind == HL_BACKING_MEMFD)
-			fallocate(bk->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-				  (off_t)(base - bk->pool), (off_t)bytes);
-		else if (bk->secure)
+		if (bk->secure)
 			/* A secure buffer or huge-page span keeps its pages: no
 			 * block of the next owner may read this one's bytes
 			 * (a reset drops blocks that were never freed, and so
 			 * never wiped). */
 			memset(base, 0, bytes);
-		lf_tstack_push(&bk->pool_free[order], first + 1,
-			       &pm_lookup(base)->link);
+		bk_unit_push(bk, order, first);
 	} else {
 		if (bk->secure)
 			os_unlock(base, bytes);
-		os_purge(base, bytes);
+		/* What backs it says what to undo, whatever the region: a
+		 * move may have changed it since bk_span_get. */
+		if (!pm_back_get(base))
+			os_purge(base, bytes);
+		else if (!bk_span_unback(base, order)) {
+			/* Its pages stay mapped where they are: the span is
+			 * kept out of the caches (lost), never reused. */
+			hl_warn("hl_free", base, "cannot map a span back (vm.max_map_count?): it is lost");
+			lf_fetch_sub_relaxed(&bk->superblocks, 1);
+			bk_unreserve(ac, bytes);
+			return;
+		}
 		pm_span_put_clean(span, order);
 	}
 	lf_fetch_sub_relaxed(&bk->superblocks, 1);
 	bk_unreserve(ac, bytes);
+}
+
+bool bk_span_adopt(hl_account_t *to, hl_account_t *from, unsigned order, int *err)
+{
+	size_t bytes = HL_SLOT_SIZE << order;
+	if (!bk_reserve(to, bytes, err))
+		return false;
+	lf_fetch_add_relaxed(&to->bk->superblocks, 1);
+	lf_fetch_sub_relaxed(&from->bk->superblocks, 1);
+	bk_unreserve(from, bytes);
+	return true;
+}
+
+bk_t *bk_span_backing(const char *base, uint64_t *off)
+{
+	uint32_t back = pm_back_get(base);
+	*off = 0;
+	if (!PM_BACK_IS_FD(back))
+		return NULL;
+	*off = bk_unit_off(PM_BACK_UNIT(back));
+	return bk_at(PM_BACK_ID(back));
+}
+
+int bk_span_move(char *base, unsigned order, bk_t *to, const char **why)
+{
+	size_t bytes = HL_SLOT_SIZE << order;
+	uint32_t old = pm_back_get(base);
+	bk_t *from = PM_BACK_IS_FD(old) ? bk_at(PM_BACK_ID(old)) : NULL;
+	*why = NULL;
+	if (bk_is_pool(to)) {
+		*why = "hugetlb and buffer regions are pools: their addresses are their own";
+		return HL_EINVAL;
+	}
+	if (from == to || (!from && to->kind == HL_BACKING_ANON))
+		return HL_OK;   /* backed as asked already */
+	uint32_t unit = 0, nb = PM_BACK_ANON;
+	if (to->kind == HL_BACKING_MEMFD) {
+		unit = bk_units_take(to, order);
+		if (!unit) {
+			*why = "no free offsets in the target's memfd";
+			return HL_ENOMEM;
+		}
+		unit--;
+		nb = PM_BACK(to->id, unit);
+	}
+	int e = HL_ENOMEM;
+	bool took = false;
+	if (!old && !(took = rb_maps_take(2))) {
+		*why = "mapping budget spent (half of vm.max_map_count)";
+	} else if (!pm_back_set(base, nb)) {
+		*why = "no memory for the page map's backing table";
+	} else {
+		bool fd = to->kind == HL_BACKING_MEMFD;
+		e = rb_move(base, bytes, fd ? to->fd : -1, bk_unit_off(unit),
+			    fd ? to->pool + bk_unit_off(unit) : NULL,
+			    from ? from->pool + bk_unit_off(PM_BACK_UNIT(old)) : NULL, why);
+		if (e)
+			pm_back_set(base, old);
+	}
+	if (e) {
+		if (took)
+			rb_maps_put(2);
+		if (to->kind == HL_BACKING_MEMFD) {
+			os_punch(to->fd, bk_unit_off(unit), bytes);   /* the copy's pages */
+			bk_unit_push(to, order, unit);
+		}
+		return e;
+	}
+	if (to->kind == HL_BACKING_MEMFD) {
+		lf_store_relaxed(&to->units[unit].order, order);
+		lf_store_relaxed(&to->units[unit].base, base);
+	}
+	if (to->secure && !os_lock(base, bytes))
+		hl_warn("hl_migrate", base, "cannot lock a moved secure span (RLIMIT_MEMLOCK?)");
+	if (from)
+		bk_units_free(from, PM_BACK_UNIT(old), order);
+	return HL_OK;
 }
 
 /* ---- pools: setup and release ------------------------------------------- */
@@ -245,15 +432,34 @@ void bk_span_put(hl_account_t *ac, char *base, uint32_t span, unsigned order)
 /* Undo a pool: its pages unlocked and unmapped (a user's buffer only
  * unlocked), its descriptor closed; with records, its slot records are
  * forgotten too (not when setup failed before they were installed: the
- * range may hold records that are not the pool's). */
+ * range may hold records that are not the pool's).  A MEMFD backing's
+ * live spans (only a fork child deleting its parent's region has any)
+ * get anonymous memory back and are forgotten: the child drops its view
+ * of the parent's pages, touching none. */
 static void bk_unmake(bk_t *bk, bool records)
 {
 	if (!bk->pool)
 		return;
-	if (records)
-		pm_forget(bk->pool, bk->pool_len);
-	if (bk->secure)
-		os_unlock(bk->pool, bk->pool_len);
+	if (bk->units) {
+		uint32_t n = (uint32_t)(bk->pool_len >> HL_SLOT_SHIFT);
+		for (uint32_t u = 0; u < n; u++) {
+			char *b = lf_load_relaxed(&bk->units[u].base);
+			size_t bytes = HL_SLOT_SIZE << bk->units[u].order;
+			if (!b)
+				continue;
+			os_map_anon_fixed(b, bytes);
+			pm_forget(b, bytes);
+			pm_back_set(b, 0);
+			rb_maps_put(2);
+		}
+		os_unmap(bk->units, (size_t)n * sizeof *bk->units);
+		bk->units = NULL;
+	} else {
+		if (records)
+			pm_forget(bk->pool, bk->pool_len);
+		if (bk->secure)
+			os_unlock(bk->pool, bk->pool_len);
+	}
 	if (bk->kind != HL_BACKING_BUFFER)
 		os_unmap(bk->pool, bk->pool_len);
 	if (bk->fd >= 0)
@@ -296,27 +502,49 @@ static bool bk_buffer_claim(bk_t *bk, char *p, size_t len)
 	return true;
 }
 
-/* A memfd of len bytes mapped shared at a 64 KiB-aligned address. */
-static char *bk_map_memfd(bk_t *bk, size_t len, const char *name)
+/* A memfd of len bytes, its shared view, and its table of offset units.
+ * Secure: the view is kept out of core dumps, and one page locked and
+ * let go says whether the span locks can work at all (HL_EPERM). */
+static int bk_make_memfd(bk_t *bk, size_t len, const char *name)
 {
+	uint32_t n = (uint32_t)(len >> HL_SLOT_SHIFT);
+	if (len >> HL_SLOT_SHIFT > PM_BACK_UNITS_MAX)
+		return HL_EINVAL;
 	int fd = memfd_create(name && name[0] ? name : "heaplib", MFD_CLOEXEC);
 	if (fd < 0)
-		return NULL;
-	if (ftruncate(fd, (off_t)len) != 0) {
+		return HL_ENOMEM;
+	char *view = MAP_FAILED;
+	bk_unit_t *units = NULL;
+	if (ftruncate(fd, (off_t)len) == 0)
+		view = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (view != MAP_FAILED)
+		units = os_map((size_t)n * sizeof *units);
+	if (!units) {
+		if (view != MAP_FAILED)
+			os_unmap(view, len);
 		close(fd);
-		return NULL;
+		return HL_ENOMEM;
 	}
-	/* 64 KiB-aligned: reserve, then map the file over it. */
-	char *res = os_map_aligned(len, HL_SLOT_SIZE);
-	if (!res ||
-	    mmap(res, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd, 0) == MAP_FAILED) {
-		if (res)
-			os_unmap(res, len);
-		close(fd);
-		return NULL;
+	if (bk->secure) {
+		madvise(view, len, MADV_DONTDUMP);
+		bool lockable = os_lock(view, HL_PAGE);
+		os_unlock(view, HL_PAGE);
+		madvise(view, len, MADV_DONTDUMP);
+		os_punch(fd, 0, HL_PAGE);
+		if (!lockable) {
+			hl_warn("hl_region_create", view,
+				"cannot lock the region's pages (RLIMIT_MEMLOCK?): HL_EPERM");
+			os_unmap(units, (size_t)n * sizeof *units);
+			os_unmap(view, len);
+			close(fd);
+			return HL_EPERM;
+		}
 	}
 	bk->fd = fd;
-	return res;
+	bk->units = units;
+	bk->pool = view;
+	bk->pool_len = len;
+	return HL_OK;
 }
 
 int bk_setup(bk_t *bk, hl_backing_t kind, uint64_t capacity, int secure,
@@ -326,14 +554,14 @@ int bk_setup(bk_t *bk, hl_backing_t kind, uint64_t capacity, int secure,
 	lf_store_relaxed(&bk->secure, secure != 0);
 	lf_store_relaxed(&bk->capacity, capacity);
 	bk->backed = bk->superblocks = 0;
+	bk->pool_next = 0;
+	for (unsigned o = 0; o < HL_SPAN_ORDERS; o++)
+		lf_tstack_init(&bk->pool_free[o]);
 	size_t len = capacity;
 	char *p = NULL;
 	switch (kind) {
 	case HL_BACKING_MEMFD:
-		p = bk_map_memfd(bk, len, name);
-		if (!p)
-			return HL_ENOMEM;
-		break;
+		return bk_make_memfd(bk, len, name);
 	case HL_BACKING_HUGETLB:
 		p = mmap(NULL, len, PROT_READ | PROT_WRITE,
 			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB, -1, 0);
@@ -350,9 +578,6 @@ int bk_setup(bk_t *bk, hl_backing_t kind, uint64_t capacity, int secure,
 	}
 	bk->pool = p;
 	bk->pool_len = len;
-	bk->pool_next = 0;
-	for (unsigned o = 0; o < HL_SPAN_ORDERS; o++)
-		lf_tstack_init(&bk->pool_free[o]);
 	if (!pm_map_foreign(p, len)) {
 		bk->secure = 0;   /* nothing is locked yet */
 		bk_unmake(bk, false);

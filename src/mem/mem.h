@@ -1,15 +1,19 @@
 /*
  * mem/: address space and the memory behind it.  The rule of this folder:
  * its files call base/ and lf/ only, and each other along
- * backing -> pagemap, backing -> large, large -> lheap, large -> lcache
+ * backing -> pagemap, backing -> large, backing -> rebind, large -> lheap,
+ * large -> lcache
  * (src/layers.conf); nothing here knows arenas, tasks or regions beyond
  * the account it is handed.
  *
  *   pagemap.c  the reservation in 1 GiB chunks, the page map (pointer ->
  *              slot record in O(1)), spans of 1/2/4/8 slots and their
  *              caches, purging
- *   backing.c  what backs a region's spans: the reservation or a pool;
- *              capacity and quota charged by bounded CAS
+ *   backing.c  what backs a region's spans: the reservation's anonymous
+ *              memory, memfd offsets behind reservation spans, or a
+ *              pool; capacity and quota charged by bounded CAS
+ *   rebind.c   backing moves of live spans under a userfaultfd
+ *              write-protect barrier; the mapping budget
  *   desc.c     the descriptor arena and its hazard-pointer domain
  *   large.c    blocks over 32 KiB: the range table, realloc, which of
  *              the two below a block comes from
@@ -83,6 +87,11 @@ void pm_mark_cached(char *base, unsigned order);
 /* Forget the slot records of [base, base + len): a stale pointer there is
  * then "invalid". */
 void pm_forget(char *base, size_t len);
+/* What backs the span starting at base (PM_BACK_* of types.h; 0 when
+ * never set).  pm_back_set is false only when the table for base's 1 GiB
+ * cannot be mapped (nothing changed). */
+uint32_t pm_back_get(const void *base);
+bool pm_back_set(const void *base, uint32_t v);
 /* Call fn on the first slot record of every live superblock. */
 void pm_scan(void (*fn)(pm_slot_t *rec, void *ctx), void *ctx);
 pm_slot_t *pm_slot_of_span(uint32_t span);
@@ -124,6 +133,70 @@ void bk_span_put(hl_account_t *ac, char *base, uint32_t span, unsigned order);
 /* Registered hook: told after a charge or a release changed bk->backed
  * (policy/region.c watches the watermarks with it). */
 void bk_set_level_hook(void (*fn)(bk_t *bk));
+/* Whether bk serves superblocks only (blocks up to 32 KiB): every backing
+ * but ANON (policy/place.c's large-block path should ask this rather
+ * than read bk->pool). */
+static inline bool bk_small_only(const bk_t *bk)
+{
+	return bk->kind != HL_BACKING_ANON;
+}
+/* What backs the live span at base now: the backing whose memfd offset it
+ * is (its offset in *off), or NULL for anonymous memory. */
+bk_t *bk_span_backing(const char *base, uint64_t *off);
+/* Change what backs the live span at base ((1 << order) slots, held by
+ * the caller) to backing `to`: an offset of its memfd (MEMFD), or private
+ * anonymous memory (ANON), in place, while other threads and the kernel
+ * go on writing into it (rebind.c).  Capacity is not charged here (see
+ * bk_span_adopt).  HL_OK (also when nothing had to change); HL_EPERM
+ * when backing moves cannot be made here or the kernel lacks a feature,
+ * HL_ENOMEM when the mapping budget, the target's offsets or the kernel
+ * refuse, HL_EINVAL for a pool (HUGETLB or BUFFER) on either side: each
+ * with *why, and the span as it was. */
+int bk_span_move(char *base, unsigned order, bk_t *to, const char **why);
+/* Move the charge of one span of (1 << order) slots from account `from`
+ * to account `to` (the superblock changes region or task): charged to
+ * `to` first (false, HL_ENOMEM in *err and nothing changed, past its
+ * capacity or budget), then released from `from`. */
+bool bk_span_adopt(hl_account_t *to, hl_account_t *from, unsigned order, int *err);
+
+/* ---- rebind.c ----------------------------------------------------------- */
+/* Whether backing moves can be made here (userfaultfd probed on the first
+ * call): HL_OK, or HL_EPERM with the reason in *why. */
+int rb_probe(const char **why);
+/* The reason of the last move refused, or NULL: for the statistics. */
+const char *rb_reason(void);
+/* The move itself: the live span [base, base + len) becomes offset off of
+ * memfd fd (fd >= 0; view is a shared mapping of that offset, the copy's
+ * target), or fresh anonymous memory (fd < 0, view unused); from_view is
+ * NULL when the span is anonymous now, else a shared mapping of the memfd
+ * offset it has (the copy reads there).  Returns as bk_span_move. */
+int rb_move(char *base, size_t len, int fd, uint64_t off, char *view, const char *from_view,
+	    const char **why);
+/* The mapping budget: kernel mappings heaplib splits off for spans
+ * (hl_ctr.own_maps), bounded by half of vm.max_map_count. */
+uint64_t rb_map_limit(void);
+bool rb_maps_take(uint64_t n);
+void rb_maps_put(uint64_t n);
+void rb_fork_child(void);        /* fork registry: close the descriptor */
+/* Write-protect a live span (false: cannot here), and lift it (waking
+ * the writers held): the fork of a memfd region's heap (bkfork.c). */
+bool rb_protect(char *base, size_t len);
+void rb_unprotect(char *base, size_t len);
+
+/* ---- bkfork.c ----------------------------------------------------------- */
+/* fork of a memfd region that is not shared: the child gets a private,
+ * consistent copy of its spans (taken while the parent's writers are held
+ * by write protection) and the region becomes anonymous memory there.
+ * Registered at start with thread_atfork_register, after the coordinator
+ * (which parks first). */
+void bk_fork_prepare(void);
+void bk_fork_parent(void);
+void bk_fork_child(void);
+#ifdef HL_TEST_HOOKS
+int rb_test_fd(void);            /* -2 before the probe, -1 refused */
+uint64_t rb_test_features(void); /* features granted (probes) */
+void rb_test_set_maps(uint64_t n);   /* seed hl_ctr.own_maps */
+#endif
 
 /* ---- desc.c ------------------------------------------------------------- */
 extern HL_HIDDEN char *desc_arena;

@@ -108,6 +108,7 @@ static char *pm_chunk(uint32_t k, uint32_t *slots)
 		}
 		if (!mine)
 			return NULL;
+		os_nohuge(mine, len);   /* superblock spans: no huge pages (os_nohuge) */
 		uintptr_t made = (uintptr_t)mine | (len >> HL_SLOT_SHIFT);
 		if (lf_cas_strong_acq_rel(&pm_chunk_word[k], &w, made)) {
 			w = made;
@@ -258,6 +259,51 @@ void pm_span_put_clean(uint32_t span, unsigned order)
 	pm_recs_cached(rec, 1u << order);
 	HL_CTR_ADD(spans_cached, 1);
 	lf_tstack_push(&pm_clean[order], span, &rec->link);
+}
+
+/* ---- what backs a span (PM_BACK_* of types.h) -------------------------- */
+
+/* One word per slot of a 1 GiB range, mapped on the first store there
+ * (racing mappers both map; the CAS picks one). */
+static uint32_t *pm_backmap[HL_CHUNKMAP_LEN];
+#define PM_BACK_BYTES ((size_t)HL_SLOTS_PER_CHUNK * sizeof(uint32_t))
+
+static inline size_t pm_back_idx(uintptr_t a)
+{
+	return (a >> HL_SLOT_SHIFT) & (HL_SLOTS_PER_CHUNK - 1);
+}
+
+uint32_t pm_back_get(const void *base)
+{
+	uintptr_t a = (uintptr_t)base;
+	if (a >> HL_ADDR_BITS)
+		return 0;
+	uint32_t *t = lf_load_acquire(&pm_backmap[a >> HL_CHUNK_SHIFT]);
+	return t ? lf_load_acquire(&t[pm_back_idx(a)]) : 0;
+}
+
+bool pm_back_set(const void *base, uint32_t v)
+{
+	uintptr_t a = (uintptr_t)base;
+	if (a >> HL_ADDR_BITS)
+		return false;
+	uint32_t **ent = &pm_backmap[a >> HL_CHUNK_SHIFT];
+	uint32_t *t = lf_load_acquire(ent);
+	if (!t) {
+		if (!v)
+			return true;
+		uint32_t *mine = os_map(PM_BACK_BYTES);
+		if (!mine)
+			return false;
+		if (lf_cas_strong_acq_rel(ent, &t, mine)) {
+			HL_CTR_ADD(reserved, PM_BACK_BYTES);
+			t = mine;
+		} else {
+			os_unmap(mine, PM_BACK_BYTES);
+		}
+	}
+	lf_store_release(&t[pm_back_idx(a)], v);
+	return true;
 }
 
 /* Slot records for memory outside the reservation (region pools).  A

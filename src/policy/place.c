@@ -184,7 +184,7 @@ static void *place_alloc_in_once(struct hl_region *r, sb_arena_t *a, size_t size
 			memset(p, 0, sc_table[cls].size);
 		return p;
 	}
-	if (r->bk->pool) {
+	if (bk_small_only(r->bk)) {
 		*err = HL_ENOMEM;   /* pools serve blocks up to 32 KiB */
 		return NULL;
 	}

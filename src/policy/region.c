@@ -256,9 +256,11 @@ void region_fork_child(void)
 		/* Allocations that parent threads had in flight never end
 		 * here: a delete or reset in the child must not wait for them. */
 		lf_store_relaxed(&r->inflight, 0);
-		/* A memfd region's pages are shared with the parent, which
-		 * goes on allocating and freeing in them: two processes must
-		 * never manage one heap, so the child keeps its hands off. */
+		/* A memfd region still a memfd here (made to be shared, or
+		 * its private copy could not be taken: mem/bkfork.c) has its
+		 * pages shared with the parent, which goes on allocating and
+		 * freeing in them: two processes must never manage one heap,
+		 * so the child keeps its hands off. */
 		if (lf_load_relaxed(&r->state) == REGION_ALIVE && r->bk->kind == HL_BACKING_MEMFD)
 			lf_store_relaxed(&r->inherited, 1u);
 	}
@@ -287,6 +289,8 @@ static int region_attr_check(const hl_region_attr_t *at)
 	} else if (at->buffer) {
 		return HL_EINVAL;
 	}
+	if (at->shared && at->backing != HL_BACKING_MEMFD)
+		return HL_EINVAL;   /* only a memfd can be shared */
 	if (at->relieve && (!cap || !at->wmark_low || !at->wmark_high))
 		return HL_EINVAL;   /* relief runs from low to high */
 	if ((at->wmark_min | at->wmark_low | at->wmark_high) &&
@@ -330,6 +334,7 @@ HL_EXPORT int hl_region_create(const hl_region_attr_t *user, hl_region_t **out)
 	r->allocs = r->frees = r->ev_low = r->ev_high = 0;
 	r->below_low = 0;
 	r->inherited = 0;
+	r->bk->shared = at->shared != 0;
 	e = bk_setup(r->bk, at->backing, at->capacity, at->secure, at->buffer, r->name);
 	if (e) {
 		lf_store_release(&r->state, (uint32_t)REGION_FREE);

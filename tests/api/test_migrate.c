@@ -317,6 +317,18 @@ static void test_task_and_oom(char **argv)
 	waitpid(pid, &status, 0);
 	ok(WIFEXITED(status) && WEXITSTATUS(status) == 0,
 	   "without migration (HEAPLIB_MIGRATE_WAIT_MS=0) the CLUSTER allocation fails (child: %d)", status);
+	fflush(stdout);
+	pid = fork();
+	if (pid == 0) {
+		int fd = open("/dev/null", O_WRONLY);
+		dup2(fd, 1);
+		setenv("HEAPLIB_NO_UFFD", "1", 1);
+		execv("/proc/self/exe", argv);
+		_exit(127);
+	}
+	waitpid(pid, &status, 0);
+	ok(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+	   "with HEAPLIB_NO_UFFD=1 backing moves are refused with a reason (child: %d)", status);
 }
 
 static int events;
@@ -502,6 +514,74 @@ static void test_cached_move(void)
 	is_int(hl_region_delete(b), HL_OK, "b deleted");
 }
 
+/* Tier 4: between anonymous memory and a memfd region's, in place under
+ * a userfaultfd write-protect barrier; with HEAPLIB_NO_UFFD=1 refused
+ * with HL_EPERM and a reason. */
+static void test_backing(void)
+{
+	bool no_uffd = getenv("HEAPLIB_NO_UFFD") != NULL;
+	int e;
+	hl_region_t *a = region("back-anon", 4 * MB, 0, 0);
+	hl_region_attr_t at;
+	memset(&at, 0, sizeof at);
+	at.struct_size = sizeof at;
+	at.name = "back-memfd";
+	at.capacity = 4 * MB;
+	at.backing = HL_BACKING_MEMFD;
+	hl_region_t *m = NULL;
+	is_int(hl_region_create(&at, &m), HL_OK, "a memfd region");
+	void *v[100];
+	for (int i = 0; i < 100; i++) {
+		v[i] = in(a, 0, 300, 0, &e);
+		fill(v[i], 300, (unsigned)i + 3);
+	}
+	hl_place_t to_m = { .node = -1, .region = m }, to_a = { .node = -1, .region = a };
+	hl_migrate_stats_t ms = { .struct_size = sizeof ms };
+	if (no_uffd) {
+		is_int(hl_migrate(v[0], &to_m, 0), HL_EPERM,
+		       "HEAPLIB_NO_UFFD=1: a move to another backing is HL_EPERM");
+		ok(hl_region_of(v[0]) == a, "and the block stays");
+		hl_migrate_stats(&ms);
+		ok(!ms.uffd && ms.uffd_reason[0] && ms.refused[8] >= 1,
+		   "the statistics say why (%s), and count the refusal as %s", ms.uffd_reason,
+		   hl_migrate_why_name(8));
+		is_int(hl_region_delete(a), HL_EBUSY, "an anonymous region cannot be evacuated into memfd only");
+	} else {
+		hl_migrate_stats(&ms);
+		uint64_t before = ms.moves[4];
+		e = hl_migrate(v[0], &to_m, 0);
+		if (e == HL_EPERM) {
+			skip(6, "backing moves are not available here: %s", ms.uffd_reason);
+		} else {
+			is_int(e, HL_OK, "a move from anonymous memory to the memfd region");
+			bool all = true;
+			for (int i = 0; i < 100; i++)
+				all &= intact(v[i], 300, (unsigned)i + 3);
+			ok(all && hl_region_of(v[0]) == m, "in place, bytes kept, now the memfd's");
+			hl_migrate_stats(&ms);
+			ok(ms.moves[4] == before + 1 && ms.protect_us[0] + ms.protect_us[1] +
+			   ms.protect_us[2] + ms.protect_us[3] + ms.protect_us[4] + ms.protect_us[5] +
+			   ms.protect_us[6] + ms.protect_us[7] >= 1, "counted as a backing move, its window timed");
+			memset(v[0], 0x77, 300);   /* writes land in the memfd now */
+			fill(v[0], 300, 3);
+			is_int(hl_migrate(v[0], &to_a, 0), HL_OK, "and back to anonymous memory");
+			all = true;
+			for (int i = 0; i < 100; i++)
+				all &= intact(v[i], 300, (unsigned)i + 3);
+			ok(all && hl_region_of(v[0]) == a, "with its bytes");
+			hl_migrate(v[0], &to_m, 0);
+			ok(hl_region_delete(m) == HL_OK && hl_region_of(v[0]) != m,
+			   "a memfd region holding blocks is deleted by evacuation to anonymous memory");
+			m = NULL;
+		}
+	}
+	for (int i = 0; i < 100; i++)
+		hl_free(v[i]);
+	if (m)
+		is_int(hl_region_delete(m), HL_OK, "memfd region deleted");
+	hl_region_delete(a);
+}
+
 int main(int argc, char **argv)
 {
 	(void)argc;
@@ -510,12 +590,17 @@ int main(int argc, char **argv)
 		test_task_and_oom(argv);
 		return done_testing();
 	}
+	if (getenv("HEAPLIB_NO_UFFD")) {
+		test_backing();
+		return done_testing();
+	}
 	test_one_block();
 	test_evacuate();
 	test_refusals();
 	test_relief();
 	test_share();
 	test_cached_move();
+	test_backing();
 	test_task_and_oom(argv);
 	return done_testing();
 }

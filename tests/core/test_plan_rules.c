@@ -112,6 +112,11 @@ int main(void)
 	p = run(&evac, r, 6, s, 1, mv);
 	ok(p.nmoves == 1 && mv[0].to == 5 && mv[0].tier == MIG_T_BACKING,
 	   "CLUSTER memory goes to the one CLUSTER region, a memfd: tier 4 (%u)", mv[0].tier);
+	evac.no_backing = true;
+	p = run(&evac, r, 6, s, 1, mv);
+	ok(p.status == HL_EBUSY && p.refused[MIG_R_NOUFFD] == 1,
+	   "without userfaultfd that move is refused at planning (no_userfaultfd)");
+	evac.no_backing = false;
 	r[5].open = false;
 	p = run(&evac, r, 6, s, 1, mv);
 	ok(p.refused[MIG_R_REACH] == 1, "without it, refused for reach");

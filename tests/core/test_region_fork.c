@@ -6,9 +6,11 @@
  *  2. a child forked while a parent thread is in the middle of heaplib's
  *     first initialization starts again on its own instead of waiting
  *     for a thread it does not have;
- *  3. a memfd region's heap stays the parent's: in the child hl_alloc
- *     there is HL_EPERM and a free of one of its blocks aborts with a
- *     line naming it, while the parent goes on using the region.
+ *  3. a memfd region made to be shared (hl_region_attr_t.shared) stays
+ *     the parent's heap: in the child hl_alloc there is HL_EPERM and a
+ *     free of one of its blocks aborts with a line naming it, while the
+ *     parent goes on using the region.  (An unshared one gives the child
+ *     a private copy: tests/api/test_migrate_fork.)
  * Each child has an alarm: one that hangs is killed and counted a failure.
  * (ThreadSanitizer kills the children of threaded parents by design: part
  * 1 is skipped there.)
@@ -128,7 +130,7 @@ static void child_free_shared(void *p)
 static void test_memfd(void)
 {
 	hl_region_attr_t ra = { .struct_size = sizeof ra, .name = "shared",
-				.backing = HL_BACKING_MEMFD, .capacity = 1 << 20 };
+				.backing = HL_BACKING_MEMFD, .capacity = 1 << 20, .shared = 1 };
 	if (hl_region_create(&ra, &shared) != HL_OK) {
 		skip(3, "no memfd region here");
 		return;

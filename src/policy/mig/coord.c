@@ -429,6 +429,7 @@ HL_EXPORT int hl_migrate_stats(hl_migrate_stats_t *out)
 	for (unsigned i = 0; i < MIG_NTIERS; i++) {
 		st.moves[i] = lf_load_relaxed(&mig_st.moves[i]);
 		st.bytes[i] = lf_load_relaxed(&mig_st.bytes[i]);
+		st.move_ns[i] = lf_load_relaxed(&mig_st.move_ns[i]);
 	}
 	for (unsigned i = 0; i < MIG_NWHY; i++)
 		st.refused[i] = lf_load_relaxed(&mig_st.refused[i]);
@@ -439,9 +440,13 @@ HL_EXPORT int hl_migrate_stats(hl_migrate_stats_t *out)
 	st.requests = lf_load_relaxed(&mig_st.requests);
 	st.waits_timed_out = lf_load_relaxed(&mig_st.timeouts);
 	st.running = mig_running();
-	st.uffd = 0;
-	strncpy(st.uffd_reason, "backing moves are not built into this version",
-		sizeof st.uffd_reason - 1);
+	/* Probed here if no move has probed yet (the probe opens and closes
+	 * nothing else: it keeps the descriptor for the moves). */
+	const char *why = NULL;
+	st.uffd = rb_probe(&why) == HL_OK;
+	if (!st.uffd || rb_reason())
+		strncpy(st.uffd_reason, why ? why : rb_reason() ? rb_reason() : "",
+			sizeof st.uffd_reason - 1);
 	hl_struct_out(out, &st, sizeof st);
 	return HL_OK;
 }

@@ -91,6 +91,7 @@ typedef struct mig_goal {
 	bool top_task_first;    /* superblocks of the task holding most first */
 	bool numa;              /* the machine has several nodes */
 	bool keep_low;          /* targets stay above their low watermark */
+	bool no_backing;        /* backing moves cannot be made (no userfaultfd) */
 } mig_goal_t;
 
 typedef struct mig_move {
@@ -120,8 +121,10 @@ const char *mig_why_name(int why);
 /* ---- move.c ------------------------------------------------------------- */
 /* Move superblock s (of a snapshot) to region to with the planned tier:
  * MIG_OK (the time it took in *ns) or the reason it did not move (then
- * nothing changed). */
-int mig_move(const mig_sbsnap_t *s, struct hl_region *to, unsigned tier, uint64_t *ns);
+ * nothing changed); a backing move's time of the span under write
+ * protection, at most, in *protect_ns. */
+int mig_move(const mig_sbsnap_t *s, struct hl_region *to, unsigned tier, uint64_t *ns,
+	     uint64_t *protect_ns);
 
 /* ---- serve.c ------------------------------------------------------------ */
 /* One job of the coordinator: what it is about, and what came of it. */
@@ -149,7 +152,7 @@ typedef struct mig_job {
 } mig_job_t;
 
 typedef struct mig_stats {
-	uint64_t moves[MIG_NTIERS], bytes[MIG_NTIERS];
+	uint64_t moves[MIG_NTIERS], bytes[MIG_NTIERS], move_ns[MIG_NTIERS];
 	uint64_t refused[MIG_NWHY];
 	uint64_t requests, timeouts, passes;
 	uint64_t move_us[HL_MIGRATE_HIST], protect_us[HL_MIGRATE_HIST];

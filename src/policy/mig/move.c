@@ -53,22 +53,31 @@ static int move_node(hl_desc_t *d, int node)
 		nodes[i] = node;
 	}
 	int saved = errno;
-	long rc = syscall(SYS_move_pages, 0, n, pages, nodes, status, 1 /* MPOL_MF_MOVE */);
+	long rc = syscall(SYS_move_pages, 0, n, pages, nodes, status, 2 /* MPOL_MF_MOVE (1 << 1) */);
 	errno = saved;
 	return rc < 0 ? MIG_R_NUMA : MIG_OK;
 }
 
-/* Tier 4: another backing, under a userfaultfd write-protect barrier
- * (mem/); refused where that mechanism is not available. */
-static int move_backing(hl_desc_t *d, bk_t *from, bk_t *to)
+/* Tier 4: another backing (anonymous <-> a memfd region's offsets), in
+ * place under a userfaultfd write-protect barrier (mem/backing.c,
+ * mem/rebind.c); refused where that mechanism is not available.  The time
+ * of the call bounds the time the span was protected. */
+static int move_backing(hl_desc_t *d, bk_t *to, uint64_t *protect_ns)
 {
-	(void)d;
-	(void)from;
-	(void)to;
-	return MIG_R_NOUFFD;
+	const char *why;
+	uint64_t t0 = os_now_ns();
+	int e = bk_span_move(d->base, (unsigned)__builtin_ctz(d->nslots), to, &why);
+	*protect_ns = os_now_ns() - t0;
+	switch (e) {
+	case HL_OK: return MIG_OK;
+	case HL_EPERM: return MIG_R_NOUFFD;
+	case HL_EINVAL: return MIG_R_BUFFER;
+	default: return why && why[0] == 'm' ? MIG_R_MAPS : MIG_R_NOROOM;
+	}
 }
 
-int mig_move(const mig_sbsnap_t *s, struct hl_region *to_r, unsigned tier, uint64_t *ns)
+int mig_move(const mig_sbsnap_t *s, struct hl_region *to_r, unsigned tier, uint64_t *ns,
+	     uint64_t *protect_ns)
 {
 	uint64_t t0 = os_now_ns();
 	lf_hp_rec_t *hp = desc_hp_rec();
@@ -128,7 +137,7 @@ int mig_move(const mig_sbsnap_t *s, struct hl_region *to_r, unsigned tier, uint6
 			why = move_node(d, lf_load_relaxed(&to_r->node));
 			break;
 		case MIG_T_BACKING:
-			why = move_backing(d, fb, tb);
+			why = move_backing(d, tb, protect_ns);
 			break;
 		default:
 			break;

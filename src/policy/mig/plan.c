@@ -110,6 +110,21 @@ static bool plan_room(const mig_rsnap_t *t, uint64_t planned, uint64_t bytes, bo
 	return used <= t->capacity && t->capacity - used >= floor;
 }
 
+/* Of the reasons the targets gave, the one said: the further a target
+ * got through the rules, the more its reason tells (a target that only
+ * lacked userfaultfd says more than one out of reach, which says more
+ * than "no room"). */
+static int plan_rank(int why)
+{
+	switch (why) {
+	case MIG_OK: return -1;
+	case MIG_R_NOROOM: return 0;
+	case MIG_R_REACH: case MIG_R_DEFAULT: return 1;
+	case MIG_R_SECURE: return 2;
+	default: return 3;
+	}
+}
+
 static unsigned plan_dist(int a, int b)
 {
 	if (a < 0 || b < 0)
@@ -176,12 +191,13 @@ void mig_plan(const mig_goal_t *g, const mig_rsnap_t *r, unsigned nr,
 			unsigned tier = 0;
 			if (w == MIG_OK)
 				tier = mig_tier_of(src, t, g->numa, &w);
+			if (w == MIG_OK && tier == MIG_T_BACKING && g->no_backing)
+				w = MIG_R_NOUFFD;
 			if (w == MIG_OK && (t->id >= HL_MAX_REGIONS ||
 					    !plan_room(t, planned[t->id], s->bytes, g->keep_low)))
 				w = MIG_R_NOROOM;
 			if (w != MIG_OK) {
-				/* The most telling reason: a rule over "no room". */
-				if (first_why == MIG_OK || first_why == MIG_R_NOROOM)
+				if (plan_rank(w) > plan_rank(first_why))
 					first_why = w;
 				continue;
 			}

@@ -185,6 +185,8 @@ void mig_serve(mig_job_t *q)
 		g.node = q->has_place ? q->place.node : -1;
 		break;
 	}
+	const char *why;
+	g.no_backing = rb_probe(&why) != HL_OK;
 	mig_plan_t pl;
 	mig_plan(&g, rs, nr, mig_sb, sc.n, mig_mv, MIG_SNAP_SB, &pl);
 	if (q->kind == MIG_J_EVAC && large_count(mig_in_region, &q->region)) {
@@ -221,9 +223,9 @@ void mig_serve(mig_job_t *q)
 			break;   /* a background pass's time is up: the next one goes on */
 		const mig_move_t *m = &mig_mv[i];
 		int why = MIG_R_BUSY;
-		uint64_t ns = 0;
+		uint64_t ns = 0, pns = 0;
 		for (int k = 0; k < MIG_BUSY_TRIES && why == MIG_R_BUSY; k++) {
-			why = mig_move(&mig_sb[m->sb], region_at(m->to), m->tier, &ns);
+			why = mig_move(&mig_sb[m->sb], region_at(m->to), m->tier, &ns, &pns);
 			if (why == MIG_R_BUSY)
 				sched_yield();
 		}
@@ -238,6 +240,9 @@ void mig_serve(mig_job_t *q)
 		lf_fetch_add_relaxed(&mig_st.moves[m->tier], 1);
 		lf_fetch_add_relaxed(&mig_st.bytes[m->tier], mig_sb[m->sb].bytes);
 		mig_hist(mig_st.move_us, ns);
+		lf_fetch_add_relaxed(&mig_st.move_ns[m->tier], ns);
+		if (m->tier == MIG_T_BACKING)
+			mig_hist(mig_st.protect_us, pns);
 		q->moved_bytes += mig_sb[m->sb].bytes;
 	}
 	q->result = mig_result_of(first);
