@@ -20,7 +20,8 @@
  *     tokens) and per-class partial lists.
  *   account (hl_account_t) = what an arena draws on: a backing (bk_t, one
  *     per region: capacity, pool) and a budget (the task's quota).
- *   thread cache (hl_tcache_t): per class an array of block pointers.
+ *   thread cache (hl_tcache_t): per class a stack of block pointers and
+ *     its class's interior-check constants; hl_tc never NULL (tc_none).
  */
 #ifndef HL_TYPES_H
 #define HL_TYPES_H
@@ -257,19 +258,42 @@ typedef struct sb_arena {
 } sb_arena_t;
 
 /* ---- thread caches (core/tcache.c) ------------------------------------- */
+/* A task cache's bin (core/tkcache.c): a count and an array. */
 typedef struct tc_bin {
 	uint32_t n, cap;     /* owner thread only */
 	void **slots;
 } tc_bin_t;
 
+/* A thread cache's bin: a stack of block pointers from low up to top,
+ * and its class's interior-pointer constants (sc_checks' copy), so that
+ * free's fast path reads one 32-byte line of the cache for the check and
+ * the push.  Pointers rather than counts: malloc pops with `top != low`
+ * and `--top`.  The bin has no upper bound of its own: the slot past
+ * its last holds TC_FULL, which no block pointer equals, so free's push
+ * tests `*top != TC_FULL`.  32 bytes: the fast path reaches bin[cls]
+ * with the class times 16 that the slot record gives, doubled by the
+ * address mode. */
+typedef struct tc_fbin {
+	void **top;          /* owner thread only */
+	void **low;          /* the bin's first slot */
+	uint64_t divm;       /* sc_checks[cls]: sc_is_block's constants */
+	uint64_t bound;
+} tc_fbin_t;
+#define TC_FULL ((void *)1)
+
+/* The thread cache.  hl_tc is never NULL: a thread without one (not yet
+ * made, exited, of another task, HEAPLIB_CHECK) points at tc_none, whose
+ * bins are empty and full at once and whose check constants pass no
+ * offset (free then checks again with sc_checks, out of line), so each
+ * fast path has no test of the pointer. */
 typedef struct hl_tcache {
-	tc_bin_t bin[HL_NCLASSES];
+	tc_fbin_t bin[HL_NCLASSES];
 	uint32_t heap;       /* heap shard this thread allocates from */
 	uint32_t id;         /* 1-based index in the cache pool */
 	uint32_t link;       /* pool free-stack link */
 	uint32_t last_ms;    /* last slow path, for the idle flush */
 	int64_t bytes;       /* bytes in the bins as of the last slow path */
-	void *store[];       /* the bins' slots */
+	void *store[];       /* the bins' slots, each bin's followed by TC_FULL */
 } hl_tcache_t;
 
 /* ---- configuration and counters (base/) -------------------------------- */

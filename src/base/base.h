@@ -189,23 +189,44 @@ bool thread_atfork_register(void (*prepare)(void), void (*parent)(void),
 
 /* ---- sizeclass.c -------------------------------------------------------- */
 extern HL_HIDDEN sc_info_t sc_table[HL_NCLASSES];
-extern HL_HIDDEN uint8_t sc_small_lut[(1024 >> 3) + 1];     /* sizes 0..1024, step 8 */
-extern HL_HIDDEN uint8_t sc_large_lut[(HL_SMALL_MAX >> 7) + 1]; /* step 128 */
+/* Class of every size 0..HL_SMALL_MAX by 8-byte steps: one table (4 KiB,
+ * of which a program touches the lines of the sizes it asks for), so that
+ * malloc's lookup is one load with no branch on the size. */
+extern HL_HIDDEN uint8_t sc_lut[(HL_SMALL_MAX >> 3) + 1];
 
+/* size <= HL_SMALL_MAX. */
 static inline unsigned sc_of(size_t size)
 {
-	if (HL_LIKELY(size <= 1024))
-		return sc_small_lut[(size + 7) >> 3];
-	return sc_large_lut[(size + 127) >> 7];
+	return sc_lut[(size + 7) >> 3];
 }
 
-/* Whether byte offset off in a superblock of class cls starts a block:
- * off * divm wraps below divm exactly when size divides off (Lemire,
- * Kaser and Kurz, "Faster remainder by direct computation"). */
+/* What the interior-pointer check reads (the thread cache's bins carry a
+ * copy for free's fast path, tc_fbin_t). */
+typedef struct sc_check {
+	uint64_t divm;       /* ceil(2^64 / size) (= 2^64 / size for a power of two) */
+	uint64_t bound;      /* maxcount * (size * divm - 2^64), or 1 for a power of two */
+} sc_check_t;
+extern HL_HIDDEN sc_check_t sc_checks[HL_NCLASSES];
+
+/* Whether byte offset off in a superblock of class cls starts one of its
+ * blocks, in one multiply and one compare.  off is below the superblock's
+ * bytes (nslots * 64 KiB: the slot record's offset and the address within
+ * the slot give it no more).  Write e = size * divm - 2^64 (0 <= e < size,
+ * 0 exactly for a power of two).  For off = k * size, off * divm wraps to
+ * k * e; for any other off the product stays >= divm (Lemire, Kaser and
+ * Kurz, "Faster remainder by direct computation": off * divm mod 2^64 is
+ * off mod size scaled by divm, plus k * e, which is far below divm here).
+ * So with e > 0, off * divm < maxcount * e says both that size divides off
+ * and that block k = off / size exists (k < maxcount); with e = 0 every
+ * multiple gives 0, and every multiple below the superblock's bytes is a
+ * block, since a power of two divides them (limit = bytes). */
+static inline bool sc_check_off(uint64_t divm, uint64_t bound, size_t off)
+{
+	return (uint64_t)off * divm < bound;
+}
 static inline bool sc_is_block(unsigned cls, size_t off)
 {
-	const sc_info_t *c = &sc_table[cls];
-	return (uint64_t)off * c->divm <= c->divm - 1 && off < c->limit;
+	return sc_check_off(sc_checks[cls].divm, sc_checks[cls].bound, off);
 }
 
 /* Block index of byte offset off in a superblock of class cls, or -1 if off

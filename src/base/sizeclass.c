@@ -10,8 +10,8 @@
 #include "base/base.h"
 
 sc_info_t sc_table[HL_NCLASSES];
-uint8_t sc_small_lut[(1024 >> 3) + 1];
-uint8_t sc_large_lut[(HL_SMALL_MAX >> 7) + 1];
+uint8_t sc_lut[(HL_SMALL_MAX >> 3) + 1] __attribute__((aligned(64)));
+sc_check_t sc_checks[HL_NCLASSES] __attribute__((aligned(64)));
 
 static unsigned sc_pick_slots(uint32_t size)
 {
@@ -50,18 +50,20 @@ void sc_init(void)
 		HL_ASSERT(ci->maxcount <= HL_ANCHOR_COUNT_MAX);
 	}
 	unsigned c = 0;
-	for (size_t i = 0; i < sizeof sc_small_lut; i++) {
+	for (size_t i = 0; i < sizeof sc_lut; i++) {
 		size_t sz = i << 3;
 		while (sc_table[c].size < sz)
 			c++;
-		sc_small_lut[i] = (uint8_t)c;
+		sc_lut[i] = (uint8_t)c;
 	}
-	c = 0;
-	for (size_t i = 0; i < sizeof sc_large_lut; i++) {
-		size_t sz = i << 7;
-		while (sc_table[c].size < sz)
-			c++;
-		sc_large_lut[i] = (uint8_t)c;
+	for (c = 0; c < HL_NCLASSES; c++) {
+		/* sc_is_block's constants (base/base.h says why they work). */
+		uint32_t size = sc_table[c].size;
+		uint64_t divm = sc_table[c].divm;
+		uint64_t e = (uint64_t)size * divm;   /* wraps to size * divm - 2^64 */
+		sc_checks[c].divm = divm;
+		sc_checks[c].bound = e ? (uint64_t)sc_table[c].maxcount * e : 1;
+		HL_ASSERT(e ? e < size : !(size & (size - 1)));
 	}
 }
 

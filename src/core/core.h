@@ -107,7 +107,24 @@ uint32_t sb_test_count(hl_desc_t *d);
 #endif
 
 /* ---- tcache.c ----------------------------------------------------------- */
+/* The calling thread's cache, never NULL: tc_none when it has none. */
 extern __thread hl_tcache_t *hl_tc HL_HIDDEN HL_TLS;
+extern HL_HIDDEN const hl_tcache_t tc_none;
+/* The calling thread's cache, or NULL when it has none. */
+static inline hl_tcache_t *tc_mine(void)
+{
+	hl_tcache_t *tc = hl_tc;
+	return tc == &tc_none ? NULL : tc;
+}
+static inline unsigned tc_fbin_count(const tc_fbin_t *b)
+{
+	return (unsigned)(b->top - b->low);
+}
+/* A bin's capacity: twice its class's batch. */
+static inline unsigned tc_fbin_cap(unsigned cls)
+{
+	return 2 * sc_table[cls].batch;
+}
 
 void tc_init(void);
 void *tc_alloc_slow(unsigned cls);

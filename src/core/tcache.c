@@ -39,7 +39,17 @@ typedef struct tc_node {
 	void *ptr[HL_MAX_BATCH];
 } tc_node_t;
 
-__thread hl_tcache_t *hl_tc HL_TLS;
+/* What a thread without a cache points at: every bin's top and low at
+ * one TC_FULL slot, so empty (top == low) and full (*top == TC_FULL) at
+ * once, with check constants that pass no offset.  Never written: the
+ * fast paths write a bin only past those tests, the slow paths ask
+ * tc_mine().  The TLS initializer is relocated before any thread
+ * starts, its first included. */
+static void *const tc_none_full = TC_FULL;
+const hl_tcache_t tc_none = {
+	.bin = { [0 ... HL_NCLASSES - 1] = { (void **)&tc_none_full, (void **)&tc_none_full, 0, 0 } },
+};
+__thread hl_tcache_t *hl_tc HL_TLS = (hl_tcache_t *)&tc_none;
 /* 1: the thread exited; 2: it runs without a cache (tc_detach). */
 static __thread uint8_t tc_off HL_TLS;
 
@@ -76,7 +86,7 @@ void tc_init(void)
 {
 	size_t slots = 0;
 	for (unsigned c = 0; c < HL_NCLASSES; c++) {
-		slots += 2 * sc_table[c].batch;
+		slots += tc_fbin_cap(c) + 1;   /* and its TC_FULL */
 		size_t per = (size_t)sc_table[c].batch * sc_table[c].size;
 		size_t m = TC_XFER_BYTES / per;
 		tc_xfer_max[c] = (uint32_t)(m < 4 ? 4 : m > 256 ? 256 : m);
@@ -122,9 +132,12 @@ static hl_tcache_t *tc_new(void)
 	tc->id = id;
 	void **s = tc->store;
 	for (unsigned c = 0; c < HL_NCLASSES; c++) {
-		tc->bin[c].cap = 2 * sc_table[c].batch;
-		tc->bin[c].slots = s;
-		s += tc->bin[c].cap;
+		tc_fbin_t *b = &tc->bin[c];
+		b->low = b->top = s;
+		s += tc_fbin_cap(c);
+		*s++ = TC_FULL;
+		b->divm = sc_checks[c].divm;
+		b->bound = sc_checks[c].bound;
 	}
 	lf_store_release(&tc_pool[id - 1], tc);
 	return tc;
@@ -212,7 +225,7 @@ static void tc_account(hl_tcache_t *tc)
 {
 	int64_t b = 0;
 	for (unsigned c = 0; c < HL_NCLASSES; c++)
-		b += (int64_t)tc->bin[c].n * sc_table[c].size;
+		b += (int64_t)tc_fbin_count(&tc->bin[c]) * sc_table[c].size;
 	int64_t d = b - tc->bytes;
 	tc->bytes = b;
 	if (d)
@@ -221,14 +234,15 @@ static void tc_account(hl_tcache_t *tc)
 
 static void tc_flush_bin(hl_tcache_t *tc, unsigned c, unsigned keep)
 {
-	tc_bin_t *b = &tc->bin[c];
+	tc_fbin_t *b = &tc->bin[c];
 	unsigned batch = sc_table[c].batch;
-	while (b->n > keep) {
-		unsigned k = b->n - keep < batch ? b->n - keep : batch;
+	unsigned n;
+	while ((n = tc_fbin_count(b)) > keep) {
+		unsigned k = n - keep < batch ? n - keep : batch;
 		/* The oldest blocks (bottom of the bin) go first. */
-		tc_xfer_put(c, b->slots, k, "free");
-		memmove(b->slots, b->slots + k, (b->n - k) * sizeof(void *));
-		b->n -= k;
+		tc_xfer_put(c, b->low, k, "free");
+		memmove(b->low, b->low + k, (n - k) * sizeof(void *));
+		b->top -= k;
 	}
 }
 
@@ -241,8 +255,9 @@ static void tc_flush_all(hl_tcache_t *tc)
 
 void tc_thread_flush(void)
 {
-	if (hl_tc)
-		tc_flush_all(hl_tc);
+	hl_tcache_t *tc = tc_mine();
+	if (tc)
+		tc_flush_all(tc);
 	tk_flush();
 }
 
@@ -250,14 +265,14 @@ void tc_thread_flush(void)
 static void tc_give_back(hl_tcache_t *tc)
 {
 	tc_flush_all(tc);
-	hl_tc = NULL;
+	hl_tc = (hl_tcache_t *)&tc_none;
 	HL_CTR_SUB(threads_live, 1);
 	lf_tstack_push(&tc_pool_free, tc->id, &tc->link);
 }
 
 void tc_thread_exit(void)
 {
-	hl_tcache_t *tc = hl_tc;
+	hl_tcache_t *tc = tc_mine();
 	tc_off = 1;
 	if (tc)
 		tc_give_back(tc);
@@ -280,7 +295,7 @@ static HL_NOINLINE void tc_check_junk(void *p, unsigned cls)
 
 static hl_tcache_t *tc_get(void)
 {
-	hl_tcache_t *tc = hl_tc;
+	hl_tcache_t *tc = tc_mine();
 	if (HL_LIKELY(tc))
 		return tc;
 	if (tc_off || hl_config.check)
@@ -293,7 +308,7 @@ static hl_tcache_t *tc_get(void)
  * thread goes on without one. */
 void tc_detach(void)
 {
-	hl_tcache_t *tc = hl_tc;
+	hl_tcache_t *tc = tc_mine();
 	if (tc_off != 1)
 		tc_off = 2;
 	if (tc)
@@ -327,19 +342,19 @@ void *tc_alloc_slow(unsigned cls)
 		return ok ? p : NULL;
 	}
 	tc_idle_check(tc);
-	tc_bin_t *b = &tc->bin[cls];
-	if (b->n == 0) {
-		unsigned n = tc_xfer_get(cls, b->slots);
+	tc_fbin_t *b = &tc->bin[cls];
+	if (b->top == b->low) {
+		unsigned n = tc_xfer_get(cls, b->low);
 		if (!n)
-			n = sb_alloc_batch(sb_arena(0), tc->heap, cls, b->slots,
+			n = sb_alloc_batch(sb_arena(0), tc->heap, cls, b->low,
 					   sc_table[cls].batch);
-		b->n = n;
+		b->top = b->low + n;
 		tc_account(tc);
 		decay_tick();
 		if (!n)
 			return NULL;
 	}
-	void *p = b->slots[--b->n];
+	void *p = *--b->top;
 	((uint64_t *)p)[1] = 0;
 	return p;
 }
@@ -358,19 +373,22 @@ void tc_free_slow(void *p, unsigned cls)
 		return;
 	}
 	tc_idle_check(tc);
-	tc_bin_t *b = &tc->bin[cls];
-	unsigned keep = b->cap - sc_table[cls].batch;
+	tc_fbin_t *b = &tc->bin[cls];
+	unsigned keep = tc_fbin_cap(cls) - sc_table[cls].batch;
 	if (tc_over_budget())
 		keep = 0;
 	tc_flush_bin(tc, cls, keep);
 	((uint64_t *)p)[1] = hl_key;
-	b->slots[b->n++] = p;
+	*b->top++ = p;
 	tc_account(tc);
 	decay_tick();
 }
 
 bool tc_in_thread_cache(void *p, unsigned cls)
 {
-	hl_tcache_t *tc = hl_tc;
-	return (tc && tc_bin_holds(&tc->bin[cls], p)) || tk_holds(p, cls);
+	const tc_fbin_t *b = &hl_tc->bin[cls];   /* tc_none's: empty */
+	for (void **s = b->low; s != b->top; s++)
+		if (*s == p)
+			return true;
+	return tk_holds(p, cls);
 }

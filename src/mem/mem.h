@@ -29,17 +29,26 @@
 /* ---- pagemap.c ---------------------------------------------------------- */
 extern HL_HIDDEN pm_slot_t *pm_chunkmap[HL_CHUNKMAP_LEN];
 
-/* The slot record of p, or NULL when p is not in the reservation.  Reads
- * no memory at or before p. */
+/* The slot record of p, or NULL when p is not in the reservation.  For
+ * p NULL: NULL, or (a region's pool in the first GiB) the record of the
+ * first 64 KiB, where nothing can be mapped, so of kind PM_NONE.  Reads no
+ * memory at or before p.  One compare of the chunk number bounds both
+ * the page map's index and the address (no separate test of the bits
+ * above HL_ADDR_BITS). */
 static inline pm_slot_t *pm_lookup(const void *p)
 {
 	uintptr_t a = (uintptr_t)p;
-	if (HL_UNLIKELY(a >> HL_ADDR_BITS))
+	uintptr_t chunk = a >> HL_CHUNK_SHIFT;
+	if (HL_UNLIKELY(chunk >= HL_CHUNKMAP_LEN))
 		return NULL;
-	pm_slot_t *recs = lf_load_acquire(&pm_chunkmap[a >> HL_CHUNK_SHIFT]);
+	pm_slot_t *recs = lf_load_acquire(&pm_chunkmap[chunk]);
 	if (HL_UNLIKELY(!recs))
 		return NULL;
-	return &recs[(a >> HL_SLOT_SHIFT) & (HL_SLOTS_PER_CHUNK - 1)];
+	/* &recs[slot], spelled as a byte offset so that the compiler folds
+	 * it into the caller's load of the word (base + index). */
+	size_t at = (a >> (HL_SLOT_SHIFT - 4)) & ((HL_SLOTS_PER_CHUNK - 1) << 4);
+	_Static_assert(sizeof(pm_slot_t) == 16, "slot records are 16 bytes");
+	return (pm_slot_t *)((char *)recs + at);
 }
 
 /* Byte offset of p in its superblock, w being p's slot record word. */

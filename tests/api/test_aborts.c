@@ -98,25 +98,36 @@ static void do_free_trim_free_live(void *arg)
 	hl_trim();
 }
 
-/* A thread of another task (it runs without a cache) frees a malloc
- * block twice: the second push finds its free bit set. */
-static void *task_free_twice(void *arg)
+/* Run fn(arg) in a new thread that first joins a task of its own (it
+ * then runs without a thread cache). */
+struct in_task { void (*fn)(void *); void *arg; };
+
+static void *task_thread(void *arg)
 {
+	struct in_task *it = arg;
 	hl_task_attr_t ta = { .struct_size = sizeof ta, .name = "t" };
 	hl_task_t *t;
 	hl_task_create(&ta, &t);
 	hl_task_join(t);
-	hl_free(arg);
-	hl_free(arg);
+	it->fn(it->arg);
 	return NULL;
 }
 
-static void do_task_free_twice(void *arg)
+static void in_task_thread(void (*fn)(void *), void *arg)
 {
+	struct in_task it = { fn, arg };
 	pthread_t t;
-	pthread_create(&t, NULL, task_free_twice, arg);
+	pthread_create(&t, NULL, task_thread, &it);
 	pthread_join(t, NULL);
 }
+
+/* A malloc block freed twice: the second push finds its free bit set. */
+static void do_task_free_twice(void *arg) { in_task_thread(do_free_twice, arg); }
+
+/* Freed once: free's fast path finds the check constants of a bin that
+ * passes no offset, and the block goes to the slow paths, which must
+ * still catch the misuse (hl_free_unproven, then sb_free_one's check). */
+static void do_task_free(void *arg) { in_task_thread(do_free, arg); }
 
 /* Use after free: half of 5000 blocks of 48 bytes are freed and pushed
  * back into their superblocks (hl_trim drains the thread and transfer
@@ -126,7 +137,7 @@ static void do_task_free_twice(void *arg)
 
 int main(void)
 {
-	plan(16);
+	plan(19);
 
 	int on_stack = 0;
 	tap_expect_abort(do_free, &on_stack, line("free", &on_stack, "invalid pointer"),
@@ -140,6 +151,24 @@ int main(void)
 				 "hl_free of a pointer into a mapping heaplib does not own aborts: invalid pointer");
 		munmap(m, 65536);
 	}
+
+	/* Above the 47 bits of the address space: the page map's index
+	 * would be far past its end if the one bound on it were missing. */
+	char *high = (char *)((uintptr_t)1 << 62);
+	tap_expect_abort(do_free, high, line("free", high, "invalid pointer"),
+			 "hl_free of a pointer above the address space aborts: invalid pointer");
+
+	/* 48-byte blocks: a superblock is one 64 KiB slot, 1365 blocks
+	 * (65520 bytes) and 16 bytes over.  Its offset 65520 is a multiple
+	 * of 48 where no block is, which free's one-compare check must
+	 * tell from a block (base/base.h, sc_is_block). */
+	char *s48 = hl_malloc(48);
+	char *past = (char *)((uintptr_t)s48 & ~(uintptr_t)0xffff) + 65520;
+	tap_expect_abort(do_free, past, line("free", past, "interior pointer"),
+			 "hl_free of the multiple of 48 past the last 48-byte block of a superblock aborts: interior pointer");
+
+	tap_expect_abort(do_task_free, past, line("free", past, "interior pointer"),
+			 "the same free from a thread without a cache (another task's) aborts: interior pointer");
 
 	char *s64 = hl_malloc(64), *s4k = hl_malloc(4096), *l1m = hl_malloc(MiB);
 	tap_expect_abort(do_free, s64 + 8, line("free", s64 + 8, "interior pointer"),
@@ -186,6 +215,7 @@ int main(void)
 	tap_expect_abort(do_task_free_twice, tb, line("free", tb, "double free (block is already free)"),
 			 "a task thread (no cache) freeing a malloc block twice aborts: free(p): double free (block is already free)");
 
+	hl_free(s48);
 	hl_free(s64);
 	hl_free(s4k);
 	hl_free(l1m);

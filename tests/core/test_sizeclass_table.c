@@ -7,7 +7,7 @@
 
 int main(void)
 {
-	plan(9);
+	plan(10);
 	hl_ensure_init();
 
 	int mono = 1;
@@ -84,6 +84,22 @@ int main(void)
 		}
 	}
 	ok(boundary, "both block-boundary checks (reciprocal index, divisibility by multiply) agree with division");
+
+	/* Every offset a slot record and an address can give (below the
+	 * superblock's bytes): free's one-compare check against division. */
+	int every = 1;
+	for (unsigned c = 0; c < HL_NCLASSES && every; c++) {
+		const sc_info_t *ci = &sc_table[c];
+		for (size_t off = 0; off < ci->nslots * HL_SLOT_SIZE; off++) {
+			bool want = off % ci->size == 0 && off / ci->size < ci->maxcount;
+			if (sc_is_block(c, off) != want) {
+				every = 0;
+				diag("class %u size %u off %zu: got %d", c, ci->size, off, !want);
+				break;
+			}
+		}
+	}
+	ok(every, "sc_is_block(c, off) is (size divides off and off / size < maxcount) for every offset of every class");
 
 	int tail = 1;
 	for (unsigned c = 0; c < HL_NCLASSES; c++) {

@@ -22,7 +22,7 @@ static void *worker(void *arg)
 	int *had = arg;
 	for (int i = 0; i < 100; i++)
 		hl_free(hl_malloc(48));
-	*had = hl_tc != NULL;
+	*had = tc_mine() != NULL;
 	sem_post(&done);
 	while (sem_wait(&go_on) != 0)
 		;   /* keep the cache (if any) out of the pool */
