@@ -379,9 +379,12 @@ static void mig_region_created(void)
 	mig_start();
 }
 
-HL_EXPORT int hl_migrate(void *ptr, const hl_place_t *place, unsigned flags)
+/* hl_migrate and hl_task_migrate: a job of kind for ptr or task, onto
+ * place, waited for unless HL_NOWAIT. */
+static int mig_ask(uint32_t kind, const void *ptr, hl_task_t *task, const hl_place_t *place,
+		   unsigned flags)
 {
-	if (!ptr || (place && place->region && !region_handle_ok(place->region)) ||
+	if ((!ptr && !task) || (place && place->region && !region_handle_ok(place->region)) ||
 	    (place && (place->reach & ~REGION_REACH_ALL)) || (flags & ~(unsigned)HL_NOWAIT))
 		return HL_EINVAL;
 	hl_ensure_init();
@@ -390,8 +393,9 @@ HL_EXPORT int hl_migrate(void *ptr, const hl_place_t *place, unsigned flags)
 	mig_req_t *q = mig_req_get();
 	if (!q)
 		return flags & HL_NOWAIT ? HL_EAGAIN : HL_EBUSY;
-	q->job.kind = MIG_J_PTR;
+	q->job.kind = kind;
 	q->job.ptr = ptr;
+	q->job.task = task;
 	q->job.has_place = place != NULL;
 	if (place)
 		q->job.place = *place;
@@ -399,24 +403,14 @@ HL_EXPORT int hl_migrate(void *ptr, const hl_place_t *place, unsigned flags)
 	return mig_post(q, 0);
 }
 
+HL_EXPORT int hl_migrate(void *ptr, const hl_place_t *place, unsigned flags)
+{
+	return mig_ask(MIG_J_PTR, ptr, NULL, place, flags);
+}
+
 HL_EXPORT int hl_task_migrate(hl_task_t *task, const hl_place_t *place, unsigned flags)
 {
-	if (!task || (place && place->region && !region_handle_ok(place->region)) ||
-	    (place && (place->reach & ~REGION_REACH_ALL)) || (flags & ~(unsigned)HL_NOWAIT))
-		return HL_EINVAL;
-	hl_ensure_init();
-	if (!mig_start())
-		return HL_ENOMEM;
-	mig_req_t *q = mig_req_get();
-	if (!q)
-		return flags & HL_NOWAIT ? HL_EAGAIN : HL_EBUSY;
-	q->job.kind = MIG_J_TASK;
-	q->job.task = task;
-	q->job.has_place = place != NULL;
-	if (place)
-		q->job.place = *place;
-	q->async = (flags & HL_NOWAIT) != 0;
-	return mig_post(q, 0);
+	return mig_ask(MIG_J_TASK, NULL, task, place, flags);
 }
 
 /* ---- statistics --------------------------------------------------------- */
