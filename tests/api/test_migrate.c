@@ -171,6 +171,12 @@ static void test_refusals(void)
 		hl_free(y);
 		hl_free(x);
 	}
+	/* A placement that names no region: HL_ENOREGION, nothing moved. */
+	void *q0 = in(p, 0, 64, 0, &e);
+	hl_place_t nowhere = { .reach = HL_REACH_DMA, .node = -1 };
+	is_int(hl_migrate(q0, &nowhere, 0), HL_ENOREGION, "a placement no region satisfies: HL_ENOREGION");
+	ok(hl_region_of(q0) == p, "and the block stays");
+	hl_free(q0);
 	/* Reach: a block needing CLUSTER cannot go to a SYS-only region. */
 	hl_region_t *cl = region("cluster", 2 * MB, HL_REACH_SYS | HL_REACH_CLUSTER, 0);
 	void *z = in(NULL, HL_REACH_CLUSTER, 64, 0, &e);

@@ -74,6 +74,8 @@ static void mig_scan_one(pm_slot_t *rec, void *ctx)
 	if (c->n >= MIG_SNAP_SB)
 		return;
 	uint64_t w = lf_load_acquire(&rec->word);
+	if (PM_KIND(w) != PM_SMALL || PM_OFF(w) != 0)
+		return;   /* not a live superblock's first slot (any more) */
 	hl_desc_t *d = desc_at(PM_DESC(w));
 	unsigned ai = PM_ARENA(w);
 	sb_arena_t *a = ai < HL_MAX_ARENAS ? sb_arena(ai) : NULL;
@@ -115,11 +117,10 @@ static void mig_scan_one(pm_slot_t *rec, void *ctx)
 	};
 }
 
-/* The target set a placement names (all regions: 0). */
+/* The target set a placement names: a bit per region; 0 when no region
+ * qualifies. */
 static uint64_t mig_targets(const hl_place_t *p)
 {
-	if (!p)
-		return 0;
 	uint64_t m = 0;
 	unsigned need = p->reach ? p->reach : HL_REACH_SYS;
 	for (uint32_t id = 0; id < HL_MAX_REGIONS; id++) {
@@ -127,7 +128,7 @@ static uint64_t mig_targets(const hl_place_t *p)
 		if ((lf_load_relaxed(&r->reach) & need) == need && (!p->region || p->region == r))
 			m |= (uint64_t)1 << id;
 	}
-	return m ? m : (uint64_t)1 << 63;   /* none: a set that matches nothing */
+	return m;
 }
 
 static int mig_result_of(int why)
@@ -161,9 +162,14 @@ void mig_serve(mig_job_t *q)
 				lf_fetch_add_relaxed(&mig_st.refused[MIG_R_LARGE], 1);
 			return;
 		}
-		sc.ptr_base = desc_at(PM_DESC(w))->base;
+		/* One superblock: its first slot record, not a scan of all. */
+		sc.ptr_base = lf_load_relaxed(&desc_at(PM_DESC(w))->base);
+		pm_slot_t *first = pm_lookup(sc.ptr_base);
+		if (first)
+			mig_scan_one(first, &sc);
+	} else {
+		pm_scan(mig_scan_one, &sc);
 	}
-	pm_scan(mig_scan_one, &sc);
 	mig_goal_t g = { .node = -1 };
 	switch (q->kind) {
 	case MIG_J_EVAC:
@@ -183,8 +189,15 @@ void mig_serve(mig_job_t *q)
 		break;
 	default:
 		g.kind = MIG_G_PLACE;
-		g.to = mig_targets(q->has_place ? &q->place : NULL);
-		g.node = q->has_place ? q->place.node : -1;
+		if (q->has_place) {
+			g.to = mig_targets(&q->place);   /* 0 in a goal: any region */
+			g.node = q->place.node;
+			if (!g.to) {
+				q->result = HL_ENOREGION;   /* the placement names none */
+				q->moved_bytes = 0;
+				return;
+			}
+		}
 		break;
 	}
 	const char *why;
