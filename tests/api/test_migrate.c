@@ -223,6 +223,24 @@ static void test_refusals(void)
 	hl_region_delete(s);
 }
 
+/* This program again, in a child with name=value in its environment and
+ * its TAP lines thrown away: its wait status says whether they passed. */
+static int run_self_with(char **argv, const char *name, const char *value)
+{
+	fflush(stdout);
+	pid_t pid = fork();
+	if (pid == 0) {
+		int fd = open("/dev/null", O_WRONLY);
+		dup2(fd, 1);
+		setenv(name, value, 1);
+		execv("/proc/self/exe", argv);
+		_exit(127);
+	}
+	int status = -1;
+	waitpid(pid, &status, 0);
+	return status;
+}
+
 /* A task allowed only regions a (SYS and CLUSTER) and b (SYS): its SYS
  * blocks fill a first, then fall back to b; a CLUSTER allocation only a
  * can serve then needs the coordinator.  Returns how many blocks went to
@@ -310,29 +328,10 @@ static void test_task_and_oom(char **argv)
 	is_int(hl_task_migrate(NULL, &to_b, 0), HL_EINVAL, "hl_task_migrate(NULL): HL_EINVAL");
 	/* The same scenario without migration, in a fresh process (its own
 	 * TAP lines are checked by its exit status). */
-	fflush(stdout);
-	pid_t pid = fork();
-	if (pid == 0) {
-		int fd = open("/dev/null", O_WRONLY);
-		dup2(fd, 1);
-		setenv("HEAPLIB_MIGRATE_WAIT_MS", "0", 1);
-		execv("/proc/self/exe", argv);
-		_exit(127);
-	}
-	int status = -1;
-	waitpid(pid, &status, 0);
+	int status = run_self_with(argv, "HEAPLIB_MIGRATE_WAIT_MS", "0");
 	ok(WIFEXITED(status) && WEXITSTATUS(status) == 0,
 	   "without migration (HEAPLIB_MIGRATE_WAIT_MS=0) the CLUSTER allocation fails (child: %d)", status);
-	fflush(stdout);
-	pid = fork();
-	if (pid == 0) {
-		int fd = open("/dev/null", O_WRONLY);
-		dup2(fd, 1);
-		setenv("HEAPLIB_NO_UFFD", "1", 1);
-		execv("/proc/self/exe", argv);
-		_exit(127);
-	}
-	waitpid(pid, &status, 0);
+	status = run_self_with(argv, "HEAPLIB_NO_UFFD", "1");
 	ok(WIFEXITED(status) && WEXITSTATUS(status) == 0,
 	   "with HEAPLIB_NO_UFFD=1 backing moves are refused with a reason (child: %d)", status);
 }

@@ -31,6 +31,17 @@ static hl_region_stats_t rst(hl_region_t *r)
 	return s;
 }
 
+/* Check block p (len bytes, all `byte`) and free it. */
+static void check_free(void *p, size_t len, unsigned char byte)
+{
+	for (size_t k = 0; k < len; k++)
+		if (((unsigned char *)p)[k] != byte) {
+			__atomic_fetch_add(&bad_bytes, 1, __ATOMIC_RELAXED);
+			break;
+		}
+	hl_free(p);
+}
+
 static void *worker(void *arg)
 {
 	unsigned seed = (unsigned)(uintptr_t)arg * 7919u + 1;
@@ -41,12 +52,7 @@ static void *worker(void *arg)
 	while (!__atomic_load_n(&stop, __ATOMIC_ACQUIRE)) {
 		unsigned i = (seed = seed * 1103515245u + 12345u) >> 16 & (SLOTS - 1);
 		if (v[i]) {
-			for (size_t k = 0; k < len[i]; k++)
-				if (((unsigned char *)v[i])[k] != shadow[i]) {
-					__atomic_fetch_add(&bad_bytes, 1, __ATOMIC_RELAXED);
-					break;
-				}
-			hl_free(v[i]);
+			check_free(v[i], len[i], shadow[i]);
 			v[i] = NULL;
 		} else {
 			len[i] = 16 + (seed >> 8) % 480;
@@ -60,14 +66,8 @@ static void *worker(void *arg)
 		}
 	}
 	for (unsigned i = 0; i < SLOTS; i++)
-		if (v[i]) {
-			for (size_t k = 0; k < len[i]; k++)
-				if (((unsigned char *)v[i])[k] != shadow[i]) {
-					__atomic_fetch_add(&bad_bytes, 1, __ATOMIC_RELAXED);
-					break;
-				}
-			hl_free(v[i]);
-		}
+		if (v[i])
+			check_free(v[i], len[i], shadow[i]);
 	return NULL;
 }
 
