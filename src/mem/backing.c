@@ -350,15 +350,11 @@ void bk_span_put(hl_account_t *ac, char *base, uint32_t span, unsigned order)
 	bk_unreserve(ac, bytes);
 }
 
-bool bk_span_adopt(hl_account_t *to, hl_account_t *from, unsigned order, int *err)
+void bk_span_handover(hl_account_t *to, hl_account_t *from, unsigned order)
 {
-	size_t bytes = HL_SLOT_SIZE << order;
-	if (!bk_reserve(to, bytes, err))
-		return false;
 	lf_fetch_add_relaxed(&to->bk->superblocks, 1);
 	lf_fetch_sub_relaxed(&from->bk->superblocks, 1);
-	bk_unreserve(from, bytes);
-	return true;
+	bk_unreserve(from, HL_SLOT_SIZE << order);
 }
 
 bk_t *bk_span_backing(const char *base, uint64_t *off)

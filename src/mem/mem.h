@@ -147,17 +147,17 @@ bk_t *bk_span_backing(const char *base, uint64_t *off);
  * the caller) to backing `to`: an offset of its memfd (MEMFD), or private
  * anonymous memory (ANON), in place, while other threads and the kernel
  * go on writing into it (rebind.c).  Capacity is not charged here (see
- * bk_span_adopt).  HL_OK (also when nothing had to change); HL_EPERM
+ * bk_span_handover).  HL_OK (also when nothing had to change); HL_EPERM
  * when backing moves cannot be made here or the kernel lacks a feature,
  * HL_ENOMEM when the mapping budget, the target's offsets or the kernel
  * refuse, HL_EINVAL for a pool (HUGETLB or BUFFER) on either side: each
  * with *why, and the span as it was. */
 int bk_span_move(char *base, unsigned order, bk_t *to, const char **why);
-/* Move the charge of one span of (1 << order) slots from account `from`
- * to account `to` (the superblock changes region or task): charged to
- * `to` first (false, HL_ENOMEM in *err and nothing changed, past its
- * capacity or budget), then released from `from`. */
-bool bk_span_adopt(hl_account_t *to, hl_account_t *from, unsigned order, int *err);
+/* Hand the charge of one span of (1 << order) slots from account `from`
+ * to account `to` (the superblock changed region or task): `to` was
+ * charged already (bk_reserve, before the move began, so that a full
+ * target refuses before anything changed); `from` is released here. */
+void bk_span_handover(hl_account_t *to, hl_account_t *from, unsigned order);
 
 /* ---- rebind.c ----------------------------------------------------------- */
 /* Whether backing moves can be made here (userfaultfd probed on the first

@@ -152,9 +152,7 @@ int mig_move(const mig_sbsnap_t *s, struct hl_region *to_r, unsigned tier, uint6
 	region_live_move(fr, from, to_r, to, lb, live);
 	lf_fetch_sub_relaxed(&from->superblocks, 1);
 	lf_fetch_add_relaxed(&to->superblocks, 1);
-	lf_fetch_sub_relaxed(&fr->bk->superblocks, 1);
-	lf_fetch_add_relaxed(&to_r->bk->superblocks, 1);
-	bk_unreserve(&from->acct, bytes);
+	bk_span_handover(&to->acct, &from->acct, (unsigned)__builtin_ctz(d->nslots));
 	lf_store_relaxed(&to->last_ms, os_now_ms());
 	sb_release_owned(d);
 	task_note_move(t, fr->id, to_r->id, bytes);
