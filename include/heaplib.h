@@ -232,7 +232,9 @@ int hl_task_destroy(hl_task_t *task);
 /* Accounting of the task, in all regions (region NULL) or in one. */
 int hl_task_stats(const hl_task_t *task, const hl_region_t *region, hl_task_stats_t *st);
 hl_task_t *hl_task_self(void);
-/* Run the calling thread's task's pending move events; returns how many. */
+/* Run the calling thread's task's pending move events (and the watermark
+ * events of the coordinator's background moves); returns how many move
+ * events ran. */
 int hl_task_poll(void);
 
 /* ---- nomadic memory: the coordinator moves whole superblocks ----------- */

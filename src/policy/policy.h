@@ -113,6 +113,9 @@ void region_level_changed(bk_t *bk);
 /* Tell the calling thread's pending watermark crossings (outside every
  * internal structure: the callbacks may allocate). */
 void region_fire_events(void);
+/* The calling thread (the coordinator) runs no callbacks: the watermark
+ * crossings it causes are handed to the next thread that fires events. */
+void region_defer_events(void);
 /* Registered hook: told of every crossing as it happens, on the thread
  * that crossed (the coordinator's wake-up, policy/mig/); NULL: none. */
 void region_set_watermark_hook(void (*fn)(struct hl_region *r, hl_region_event_t ev));

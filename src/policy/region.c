@@ -14,6 +14,11 @@
  * Watermark events are recorded where the crossing happens (the backing's
  * level hook) and told by the public call that caused it, once its work
  * is done (region_fire_events), outside every internal structure.
+ * The coordinator's moves cross watermarks too, but the coordinator runs
+ * no callback of the program's: its crossings are handed to whichever
+ * thread next reaches region_fire_events (the hl_migrate, hl_task_migrate
+ * or hl_region_delete that asked for the move, or any thread's next slow
+ * path or hl_task_poll).
  */
 #define _GNU_SOURCE
 #include <sched.h>
@@ -29,6 +34,8 @@
 struct hl_region region_tab[HL_MAX_REGIONS];
 static __thread uint64_t region_pend_low, region_pend_high;
 static __thread int region_in_notify;
+static __thread int region_defers;   /* this thread runs no callbacks */
+static uint64_t region_handed_low, region_handed_high;   /* by deferring threads */
 static void (*region_wmark_hook)(struct hl_region *r, hl_region_event_t ev);
 static void (*region_created_hook)(void);
 static int (*region_evac_hook)(uint32_t id, bool dry, uint64_t *moved);
@@ -67,15 +74,22 @@ void region_set_watermark_hook(void (*fn)(struct hl_region *r, hl_region_event_t
 	region_wmark_hook = fn;
 }
 
+void region_defer_events(void)
+{
+	region_defers = 1;
+}
+
 static void region_crossed(struct hl_region *r, hl_region_event_t ev)
 {
-	if (ev == HL_EVENT_LOW) {
-		lf_fetch_add_relaxed(&r->ev_low, 1);
-		region_pend_low |= (uint64_t)1 << r->id;
-	} else {
-		lf_fetch_add_relaxed(&r->ev_high, 1);
-		region_pend_high |= (uint64_t)1 << r->id;
-	}
+	uint64_t bit = (uint64_t)1 << r->id;
+	bool low = ev == HL_EVENT_LOW;
+	lf_fetch_add_relaxed(low ? &r->ev_low : &r->ev_high, 1);
+	if (region_defers)
+		lf_fetch_or_acq_rel(low ? &region_handed_low : &region_handed_high, bit);
+	else if (low)
+		region_pend_low |= bit;
+	else
+		region_pend_high |= bit;
 	if (region_wmark_hook)
 		region_wmark_hook(r, ev);
 }
@@ -104,8 +118,13 @@ void region_level_changed(bk_t *bk)
 
 void region_fire_events(void)
 {
-	if (HL_LIKELY(!(region_pend_low | region_pend_high)) || region_in_notify)
+	if (HL_LIKELY(!(region_pend_low | region_pend_high)) &&
+	    HL_LIKELY(!(lf_load_relaxed(&region_handed_low) | lf_load_relaxed(&region_handed_high))))
 		return;
+	if (region_in_notify || region_defers)
+		return;
+	region_pend_low |= lf_exchange_acq_rel(&region_handed_low, 0);
+	region_pend_high |= lf_exchange_acq_rel(&region_handed_high, 0);
 	region_in_notify = 1;
 	while (region_pend_low | region_pend_high) {
 		bool low = region_pend_low != 0;
@@ -122,8 +141,11 @@ void region_fire_events(void)
 
 static void region_forget_events(const struct hl_region *r)
 {
-	region_pend_low &= ~((uint64_t)1 << r->id);
-	region_pend_high &= ~((uint64_t)1 << r->id);
+	uint64_t keep = ~((uint64_t)1 << r->id);
+	region_pend_low &= keep;
+	region_pend_high &= keep;
+	lf_fetch_and_acq_rel(&region_handed_low, keep);
+	lf_fetch_and_acq_rel(&region_handed_high, keep);
 }
 
 void region_live(struct hl_region *r, sb_arena_t *a, int64_t bytes, int64_t blocks)
@@ -387,10 +409,13 @@ static int region_delete_evacuating(struct hl_region *r)
 	} while (e == HL_OK && moved && lf_load_acquire(&r->live_blocks));
 	if (e == HL_OK && !lf_load_acquire(&r->live_blocks) && !lf_load_acquire(&r->bk->backed)) {
 		region_release(r);
-		return HL_OK;
+		e = HL_OK;
+	} else {
+		lf_store_release(&r->state, (uint32_t)REGION_ALIVE);
+		e = HL_EBUSY;
 	}
-	lf_store_release(&r->state, (uint32_t)REGION_ALIVE);
-	return HL_EBUSY;
+	region_fire_events();   /* the targets' crossings, the moves done */
+	return e;
 }
 
 HL_EXPORT int hl_region_delete(hl_region_t *region)

@@ -406,5 +406,6 @@ int task_fire_events(void)
 
 HL_EXPORT int hl_task_poll(void)
 {
+	region_fire_events();   /* the coordinator's watermark crossings too */
 	return task_fire_events();
 }

@@ -232,6 +232,7 @@ static void *mig_main(void *arg)
 	sigset_t all;
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, NULL);   /* the program's signals are not ours */
+	region_defer_events();   /* nor are its callbacks */
 	for (;;) {
 		if (lf_load_acquire(&mig_stop)) {
 			lf_store_release(&mig_stopped, 1u);
@@ -400,7 +401,9 @@ static int mig_ask(uint32_t kind, const void *ptr, hl_task_t *task, const hl_pla
 	if (place)
 		q->job.place = *place;
 	q->async = (flags & HL_NOWAIT) != 0;
-	return mig_post(q, 0);
+	int e = mig_post(q, 0);
+	region_fire_events();   /* the crossings the moves caused, told here */
+	return e;
 }
 
 HL_EXPORT int hl_migrate(void *ptr, const hl_place_t *place, unsigned flags)
