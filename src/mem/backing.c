@@ -257,7 +257,9 @@ static int bk_memfd_back(bk_t *bk, char *base, unsigned order)
 		return HL_ENOMEM;
 	}
 	lf_store_relaxed(&bk->units[unit].order, order);
-	lf_store_relaxed(&bk->units[unit].base, base);
+	HL_HOOK("bk_memfd_publish");
+	lf_store_seq_cst(&bk->units[unit].base, base);
+	rb_fork_hold_new(bk->id, base, bytes);   /* a fork's scan may have passed it */
 	if (bk->secure && !os_lock(base, bytes)) {
 		hl_warn("hl_alloc", base, "cannot lock a secure region's pages (RLIMIT_MEMLOCK?): HL_EPERM");
 		if (!bk_span_unback(base, order))

@@ -22,9 +22,13 @@
  * cannot be had, nothing is protected and the child keeps its hands off
  * the region, as for a shared one.
  *
- * Concurrency: runs in fork's handlers only (nothing else in heaplib
- * changes a backing meanwhile: the coordinator is parked, and a span put
- * racing the prepare is the one case left, see bk_fork_prepare).
+ * Concurrency: runs in fork's handlers only.  The coordinator is parked,
+ * so no span changes backing meanwhile; other threads go on making and
+ * putting spans.  A span made after the prepare's scan passed its unit
+ * protects itself (rb_fork_holding tells which backings the fork holds,
+ * before the scan).  A span put meanwhile belonged to an empty
+ * superblock: whatever the child copies of it, no block of the child's
+ * reads it.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -42,6 +46,8 @@
 
 static int bkf_pipe[2] = { -1, -1 };
 static uint64_t bkf_held;   /* backings whose spans are protected (bit per id) */
+static uint64_t bkf_want;   /* those the prepare tried to hold: a span of one
+			     * may have protected itself (rb_fork_hold_new) */
 
 static bool bkf_private(const bk_t *bk)
 {
@@ -54,7 +60,7 @@ static bool bkf_each(bk_t *bk, bool (*fn)(bk_t *bk, uint32_t u, char *base, size
 	uint32_t n = (uint32_t)(bk->pool_len >> HL_SLOT_SHIFT);
 	bool ok = true;
 	for (uint32_t u = 0; u < n; u++) {
-		char *b = lf_load_acquire(&bk->units[u].base);
+		char *b = lf_load_seq_cst(&bk->units[u].base);
 		if (b)
 			ok &= fn(bk, u, b, HL_SLOT_SIZE << lf_load_relaxed(&bk->units[u].order));
 	}
@@ -78,19 +84,27 @@ static bool bkf_unprotect(bk_t *bk, uint32_t u, char *base, size_t len)
 
 void bk_fork_prepare(void)
 {
+	uint64_t want = 0;
+	for (uint32_t i = 0; i < HL_MAX_REGIONS; i++)
+		if (bkf_private(bk_at(i)))
+			want |= (uint64_t)1 << i;
 	bkf_held = 0;
+	if (!want || (bkf_pipe[0] < 0 && pipe2(bkf_pipe, O_CLOEXEC) != 0))
+		return;   /* no pipe: nothing held, the child keeps its hands off */
+	bkf_want = want;
+	rb_fork_holding(want);   /* before the scan: spans made after it hold themselves */
 	for (uint32_t i = 0; i < HL_MAX_REGIONS; i++) {
-		bk_t *bk = bk_at(i);
-		if (!bkf_private(bk))
+		if (!(want >> i & 1))
 			continue;
-		if (bkf_pipe[0] < 0 && pipe2(bkf_pipe, O_CLOEXEC) != 0)
-			return;   /* no pipe: nothing held, the child keeps its hands off */
+		bk_t *bk = bk_at(i);
 		if (bkf_each(bk, bkf_protect)) {
 			bkf_held |= (uint64_t)1 << i;
 		} else {
 			bkf_each(bk, bkf_unprotect);   /* not all of it: none of it */
 		}
 	}
+	rb_fork_holding(bkf_held);
+	HL_HOOK("bk_fork_scanned");
 }
 
 void bk_fork_parent(void)
@@ -109,9 +123,11 @@ void bk_fork_parent(void)
 	} else if (bkf_pipe[1] >= 0) {
 		close(bkf_pipe[1]);
 	}
+	rb_fork_holding(0);   /* before the spans are let go (rb_fork_hold_new) */
 	for (uint32_t i = 0; i < HL_MAX_REGIONS; i++)
-		if (bkf_held >> i & 1)
+		if (bkf_want >> i & 1)
 			bkf_each(bk_at(i), bkf_unprotect);
+	bkf_want = 0;
 	if (bkf_pipe[0] >= 0)
 		close(bkf_pipe[0]);
 	bkf_pipe[0] = bkf_pipe[1] = -1;
@@ -139,6 +155,8 @@ static bool bkf_copy(bk_t *bk, uint32_t u, char *base, size_t len)
 
 void bk_fork_child(void)
 {
+	rb_fork_holding(0);
+	bkf_want = 0;
 	for (uint32_t i = 0; i < HL_MAX_REGIONS; i++) {
 		bk_t *bk = bk_at(i);
 		if (!(bkf_held >> i & 1))

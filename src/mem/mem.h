@@ -182,6 +182,11 @@ void rb_fork_child(void);        /* fork registry: close the descriptor */
  * the writers held): the fork of a memfd region's heap (bkfork.c). */
 bool rb_protect(char *base, size_t len);
 void rb_unprotect(char *base, size_t len);
+/* The backings whose spans a fork holds (a bit per id): set before
+ * bk_fork_prepare scans them, cleared before the parent lets them go.  A
+ * span published meanwhile (bk_memfd_back) holds itself: rb_fork_hold_new. */
+void rb_fork_holding(uint64_t ids);
+void rb_fork_hold_new(uint32_t id, char *base, size_t len);
 
 /* ---- bkfork.c ----------------------------------------------------------- */
 /* fork of a memfd region that is not shared: the child gets a private,

@@ -396,3 +396,32 @@ void rb_unprotect(char *base, size_t len)
 	(void)base; (void)len;
 }
 #endif
+
+/* The backings a fork in progress holds (bkfork.c sets and clears it). */
+static uint64_t rb_fork_held;
+
+void rb_fork_holding(uint64_t ids)
+{
+	lf_store_seq_cst(&rb_fork_held, ids);
+}
+
+/* A span of backing id was published (seq_cst) while a fork may be
+ * scanning its spans: if the fork holds it, this span holds its writers
+ * too, as the scan would have (the child's copy must not see the parent's
+ * later stores).  Either the scan saw the span (its loads are seq_cst,
+ * and so is the fork's store of its set before it) or the load here sees
+ * the set.  A fork that let go meanwhile did not see this protection: it
+ * is lifted here. */
+void rb_fork_hold_new(uint32_t id, char *base, size_t len)
+{
+	uint64_t bit = (uint64_t)1 << id;
+	if (HL_LIKELY(!(lf_load_seq_cst(&rb_fork_held) & bit)))
+		return;
+	HL_HOOK("bk_fork_hold_new");
+	if (!rb_protect(base, len)) {
+		hl_warn("fork", base, "cannot hold a span made during fork: the child's copy of it may be torn");
+		return;
+	}
+	if (!(lf_load_seq_cst(&rb_fork_held) & bit))
+		rb_unprotect(base, len);
+}

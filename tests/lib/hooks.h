@@ -14,5 +14,8 @@
 #define HOOK_LARGE_CACHE_TAKEN "large_cache_taken" /* a cached mapping claimed, its tail not yet back */
 #define HOOK_LARGE_REALLOC_MOVED "large_realloc_moved" /* block's pages moved, old entry not yet done with */
 #define HOOK_LARGE_HEAP_CLAIMING "large_heap_claiming" /* first word of a page-heap run claimed, the rest not yet */
+#define HOOK_BK_MEMFD_PUBLISH "bk_memfd_publish"  /* a memfd span mapped, not yet published */
+#define HOOK_BK_FORK_SCANNED "bk_fork_scanned"    /* fork's prepare: the memfd spans scanned and held */
+#define HOOK_BK_FORK_HOLD_NEW "bk_fork_hold_new"  /* a span made during fork, about to hold itself */
 
 #endif
