@@ -1,6 +1,6 @@
 ## bench/bench.mk -- `make bench`: heaplib against glibc, jemalloc, tcmalloc
 ## and mimalloc as BENCH.md says, stress workloads and Debian's redis-server,
-## written to bench/results.md, bench/throughput.png and bench/redis.png,
+## written to bench/results.md, bench/throughput.png, bench/redis.png and bench/migrate.png,
 ## every run's figures under bench/raw/ (git-ignored).
 ## Included from Makefile.am, after EXTRA_DIST is first set.
 ##
@@ -23,4 +23,5 @@ bench-thp: stress/heaplib-stress$(EXEEXT) libheaplib.la
 
 EXTRA_DIST += bench/bench.mk bench/plot.gp bench/plot-redis.gp bench/report.awk \
 	bench/redis.sh bench/redis-preload.c bench/cross-control.c bench/thp.sh bench/migrate.sh \
+	bench/migrate-plot.sh bench/plot-migrate.gp \
 	stress/callgrind.c

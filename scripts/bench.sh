@@ -9,7 +9,7 @@
 #   make bench [QUICK=1]              (bench/bench.mk)
 #   bash scripts/bench.sh [VAR=VALUE ...]
 #
-# Writes bench/results.md, bench/throughput.png and bench/redis.png in the build directory,
+# Writes bench/results.md, bench/throughput.png, bench/redis.png and bench/migrate.png in the build directory,
 # and every run's figures under bench/raw/<date>/ (git-ignored).
 #
 # Settings, from the environment or as VAR=VALUE arguments:
@@ -436,6 +436,17 @@ else
 		else
 			say "gnuplot failed (see $raw/gnuplot-redis.log); no redis.png"
 			cat "$raw/gnuplot-redis.log" >&2
+		fi
+	fi
+	if [ "$have_heaplib" = 1 ]; then
+		. "$srcdir/bench/migrate-plot.sh"
+		migrate_plot_data "$outdir/results.md" "$raw/plot.dat.migrate"
+		title="nomadic memory (bench/migrate): medians, bars min-max, red: issue 10's targets, $(date -u +%Y-%m-%d), nproc $(nproc)"
+		if migrate_plot "$raw/plot.dat.migrate" "$outdir/migrate.png" "$title" 2>"$raw/gnuplot-migrate.log"; then
+			say "wrote $outdir/migrate.png"
+		else
+			say "gnuplot failed (see $raw/gnuplot-migrate.log); no migrate.png"
+			cat "$raw/gnuplot-migrate.log" >&2
 		fi
 	fi
 fi
