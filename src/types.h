@@ -224,7 +224,8 @@ typedef struct hl_budget {
 /* What one arena draws on and holds. */
 typedef struct hl_account {
 	bk_t *bk;                     /* its region's backing */
-	hl_budget_t *budget;          /* its task's quota */
+	hl_budget_t *budget;          /* its task's quota; NULL for arena 0's,
+				       * which charges only `backed` */
 	uint64_t backed;              /* span and large bytes (relaxed) */
 } hl_account_t;
 

@@ -167,6 +167,11 @@ void tk_init(void);
  * blocks negative), after the push: the caller's books (registered by
  * policy/ at start). */
 void tk_set_account_hook(void (*fn)(sb_arena_t *a, int64_t bytes, int64_t blocks));
+/* sb_free_batch_booked's book for cached blocks of class *(unsigned *)ctx
+ * going back to their superblocks: off the books of the arena each landed
+ * in (none for arena 0).  Thread caches use it too: a superblock of
+ * malloc's that the coordinator moved to a region is counted there. */
+void tk_book_freed(unsigned arena, unsigned blocks, void *ctx);
 /* A cached block of class cls (its free mark cleared), or NULL. */
 void *tk_alloc(unsigned cls);
 /* How many blocks of class cls a refill from arena a may bring (0: none,

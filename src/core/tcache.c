@@ -191,7 +191,7 @@ static void tc_xfer_put(unsigned cls, void **v, unsigned n, const char *call)
 	}
 	void *tmp[2 * HL_MAX_BATCH];
 	memcpy(tmp, v, n * sizeof *v);
-	sb_free_batch(cls, tmp, n, call);
+	sb_free_batch_booked(cls, tmp, n, call, tk_book_freed, &cls);
 }
 
 /* Any thread: take one batch; returns its size (0 when empty). */
@@ -215,7 +215,7 @@ void tc_drain_transfer(void)
 	for (unsigned c = 0; c < HL_NCLASSES; c++) {
 		unsigned n;
 		while ((n = tc_xfer_get(c, v)) != 0)
-			sb_free_batch(c, v, n, "malloc_trim");
+			sb_free_batch_booked(c, v, n, "malloc_trim", tk_book_freed, &c);
 	}
 }
 
@@ -369,7 +369,7 @@ void tc_free_slow(void *p, unsigned cls)
 				hl_fatal("free", p, HL_WHY_FREE_FREE);
 			memset((char *)p + 16, TC_JUNK, sc_table[cls].size - 16);
 		}
-		sb_free_batch(cls, &p, 1, "free");
+		sb_free_batch_booked(cls, &p, 1, "free", tk_book_freed, &cls);
 		return;
 	}
 	tc_idle_check(tc);

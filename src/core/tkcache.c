@@ -132,10 +132,14 @@ static void tk_sync(tk_cache_t *tk)
 		lf_fetch_add_relaxed((int64_t *)&hl_ctr.tcache_bytes, d);
 }
 
-static void tk_book(unsigned arena, unsigned blocks, void *ctx)
+void tk_book_freed(unsigned arena, unsigned blocks, void *ctx)
 {
 	unsigned cls = *(const unsigned *)ctx;
-	if (tk_account_hook)
+	/* Arena 0, malloc's own heap, keeps no books: a block cached here
+	 * whose superblock moved there meanwhile was taken off them at the
+	 * move, and one of malloc's whose superblock moved to a region was
+	 * counted live there at the move. */
+	if (arena != 0 && tk_account_hook)
 		tk_account_hook(sb_arena(arena), -(int64_t)blocks * sc_table[cls].size,
 				-(int64_t)blocks);
 }
@@ -152,7 +156,7 @@ static void tk_flush_bin(tk_cache_t *tk, unsigned c, unsigned keep)
 	unsigned cls = c;
 	/* Off the books of the arena each block's superblock is in at its
 	 * push: the coordinator may have moved it while the block sat here. */
-	sb_free_batch_booked(c, b->slots, k, "free", tk_book, &cls);
+	sb_free_batch_booked(c, b->slots, k, "free", tk_book_freed, &cls);
 	memmove(b->slots, b->slots + k, keep * sizeof(void *));
 	b->n = keep;
 	tk_publish(tk, -bytes, -(int64_t)k);

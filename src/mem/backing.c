@@ -58,11 +58,17 @@ static void bk_level_changed(bk_t *bk)
 
 /* ---- charging ----------------------------------------------------------- */
 
+/* An account without a budget is arena 0's: only its backed bytes count
+ * (as core/sb.c charges its spans), for moves into or out of it. */
 bool bk_reserve(hl_account_t *ac, uint64_t n, int *err)
 {
 	bk_t *bk = ac->bk;
 	hl_budget_t *b = ac->budget;
 	*err = HL_ENOMEM;
+	if (!b) {
+		lf_fetch_add_relaxed(&ac->backed, n);
+		return true;
+	}
 	if (!ctr_add_bounded(&bk->backed, n, bk->capacity ? bk->capacity : UINT64_MAX))
 		return false;
 	if (!ctr_add_bounded(&b->used, n, b->limit ? b->limit : UINT64_MAX)) {
@@ -77,6 +83,8 @@ bool bk_reserve(hl_account_t *ac, uint64_t n, int *err)
 void bk_unreserve(hl_account_t *ac, uint64_t n)
 {
 	lf_fetch_sub_relaxed(&ac->backed, n);
+	if (!ac->budget)
+		return;
 	lf_fetch_sub_relaxed(&ac->budget->used, n);
 	lf_fetch_sub_relaxed(&ac->bk->backed, n);
 	bk_level_changed(ac->bk);
@@ -354,8 +362,10 @@ void bk_span_put(hl_account_t *ac, char *base, uint32_t span, unsigned order)
 
 void bk_span_handover(hl_account_t *to, hl_account_t *from, unsigned order)
 {
-	lf_fetch_add_relaxed(&to->bk->superblocks, 1);
-	lf_fetch_sub_relaxed(&from->bk->superblocks, 1);
+	if (to->budget)
+		lf_fetch_add_relaxed(&to->bk->superblocks, 1);
+	if (from->budget)
+		lf_fetch_sub_relaxed(&from->bk->superblocks, 1);
 	bk_unreserve(from, HL_SLOT_SIZE << order);
 }
 

@@ -148,17 +148,23 @@ static void region_forget_events(const struct hl_region *r)
 	lf_fetch_and_acq_rel(&region_handed_high, keep);
 }
 
-void region_live(struct hl_region *r, sb_arena_t *a, int64_t bytes, int64_t blocks)
+/* Live bytes and blocks onto (or, negative, off) the books of r, a and
+ * a's task.  A free pushed its block before it comes here: the release
+ * orders that push before the count a delete reads (acquire) as "nothing
+ * live, every superblock back in an arena". */
+static void region_books(struct hl_region *r, sb_arena_t *a, int64_t bytes, int64_t blocks)
 {
 	lf_fetch_add_relaxed(&r->live_bytes, (uint64_t)bytes);
-	/* A free pushed its block before it comes here: the release orders
-	 * that push before the count a delete reads (acquire) as "nothing
-	 * live, every superblock back in an arena". */
 	lf_fetch_add_acq_rel(&r->live_blocks, (uint64_t)blocks);
 	lf_fetch_add_relaxed(&a->live_bytes, (uint64_t)bytes);
 	lf_fetch_add_relaxed(&a->live_blocks, (uint64_t)blocks);
 	lf_fetch_add_relaxed(&a->task->live_bytes, (uint64_t)bytes);
 	lf_fetch_add_relaxed(&a->task->live_blocks, (uint64_t)blocks);
+}
+
+void region_live(struct hl_region *r, sb_arena_t *a, int64_t bytes, int64_t blocks)
+{
+	region_books(r, a, bytes, blocks);
 	/* Blocks, not calls: a task cache takes and gives back batches. */
 	lf_fetch_add_relaxed(blocks > 0 ? &r->allocs : &r->frees,
 			     (uint64_t)(blocks > 0 ? blocks : -blocks));
@@ -178,21 +184,13 @@ void region_live_move(struct hl_region *fr, sb_arena_t *from, struct hl_region *
 		      sb_arena_t *to, int64_t bytes, int64_t blocks)
 {
 	/* Into the target first: a delete of the source that reads its
-	 * count falling to 0 finds the blocks counted somewhere. */
-	lf_fetch_add_relaxed(&tr->live_bytes, (uint64_t)bytes);
-	lf_fetch_add_acq_rel(&tr->live_blocks, (uint64_t)blocks);
-	lf_fetch_add_relaxed(&to->live_bytes, (uint64_t)bytes);
-	lf_fetch_add_relaxed(&to->live_blocks, (uint64_t)blocks);
-	lf_fetch_sub_relaxed(&fr->live_bytes, (uint64_t)bytes);
-	lf_fetch_sub_acq_rel(&fr->live_blocks, (uint64_t)blocks);
-	lf_fetch_sub_relaxed(&from->live_bytes, (uint64_t)bytes);
-	lf_fetch_sub_relaxed(&from->live_blocks, (uint64_t)blocks);
-	if (from->task != to->task) {
-		lf_fetch_sub_relaxed(&from->task->live_bytes, (uint64_t)bytes);
-		lf_fetch_sub_relaxed(&from->task->live_blocks, (uint64_t)blocks);
-		lf_fetch_add_relaxed(&to->task->live_bytes, (uint64_t)bytes);
-		lf_fetch_add_relaxed(&to->task->live_blocks, (uint64_t)blocks);
-	}
+	 * count falling to 0 finds the blocks counted somewhere.  Arena 0,
+	 * malloc's own heap, keeps no books (its blocks are thread-cached
+	 * and counted nowhere): its side of a move is left out. */
+	if (to->id != 0)
+		region_books(tr, to, bytes, blocks);
+	if (from->id != 0)
+		region_books(fr, from, -bytes, -blocks);
 }
 
 void region_large_freed(unsigned arena, void *p, size_t len)

@@ -45,6 +45,9 @@ void task_init(void)
 	task_default.state = TASK_ALIVE;
 	task_default.allowed = ~(uint64_t)0;
 	memcpy(task_default.name, "default", 8);
+	/* malloc's own arena is the default task's in region 0 (the mover
+	 * reads a superblock's task from its arena). */
+	lf_store_release(&sb_arena(0)->task, &task_default);
 }
 
 struct hl_task *task_cur(void)

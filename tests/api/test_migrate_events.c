@@ -116,11 +116,13 @@ static void test_background(void)
 		usleep(10000);
 	ok(high_events(a) >= 1 && free_bytes(a) >= 512 * KB,
 	   "the coordinator relieved it above high (%llu free)", (unsigned long long)free_bytes(a));
+	/* The relief began while this thread was still allocating: its
+	 * last hl_alloc calls may have told the event already. */
 	int high_before = s.high;
 	hl_task_poll();
-	ok(high_before == 0 && s.high == 1 && !s.elsewhere,
-	   "the high event of the coordinator's moves waited for this thread's hl_task_poll "
-	   "and was told once there (%d before, %d after)", high_before, s.high);
+	ok(s.high == 1 && !s.elsewhere,
+	   "the high event of the coordinator's moves was told once on this thread, by its "
+	   "hl_task_poll at the latest (%d before it, %d after)", high_before, s.high);
 	hl_task_poll();
 	is_int(s.high, 1, "and only once");
 	for (int i = 0; i < n; i++)

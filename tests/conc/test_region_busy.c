@@ -1,7 +1,8 @@
 /*
  * A refused hl_region_delete changes nothing, not even for a moment:
  * while one thread keeps asking to delete a region that holds a block
- * (HL_EBUSY every time), another allocates and frees in that region and
+ * that cannot move (HL_NOMIGRATE: the evacuation is refused at planning,
+ * HL_EBUSY every time), another allocates and frees in that region and
  * is never refused.  (Through hl_* only, so the TSan build runs it.)
  */
 #define _GNU_SOURCE
@@ -40,7 +41,7 @@ int main(void)
 		bail_out("hl_region_create failed");
 	hl_place_t pl = { .region = reg, .node = -1 };
 	void *pin = NULL;
-	if (hl_alloc(32, &pl, 0, &pin) != HL_OK)
+	if (hl_alloc(32, &pl, HL_NOMIGRATE, &pin) != HL_OK)
 		bail_out("hl_alloc failed");
 
 	pthread_t t;
@@ -58,7 +59,7 @@ int main(void)
 	__atomic_store_n(&stop, 1, __ATOMIC_RELEASE);
 	pthread_join(t, NULL);
 
-	ok(busy == deletes, "hl_region_delete of a region holding a block: HL_EBUSY %ld times of %ld",
+	ok(busy == deletes, "hl_region_delete of a region holding a pinned block: HL_EBUSY %ld times of %ld",
 	   busy, deletes);
 	ok(refused == 0 && served > 0,
 	   "meanwhile allocations in the region were never refused (%ld refused, %ld served)",

@@ -43,8 +43,6 @@ enum mig_why {
 	MIG_R_BUSY,      /* its superblock could not be claimed (in use) */
 	MIG_R_LARGE,     /* large blocks do not move yet */
 	MIG_R_NUMA,      /* move_pages refused */
-	MIG_R_DEFAULT,   /* malloc's own heap (thread-cached, not counted
-			  * per block) does not move yet */
 	MIG_NWHY
 };
 

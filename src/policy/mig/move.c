@@ -90,11 +90,11 @@ int mig_move(const mig_sbsnap_t *s, struct hl_region *to_r, unsigned tier, uint6
 	unsigned fai = desc_arena_id(d);
 	sb_arena_t *from = fai < HL_MAX_ARENAS ? sb_arena(fai) : NULL;
 	int why = MIG_R_BUSY;
-	if (!from || from->id == 0 || from->region != s->region ||
+	if (!from || from->region != s->region ||
 	    lf_load_relaxed(&d->nslots) == 0 || lf_load_relaxed(&d->base) != s->base ||
 	    ((uint64_t)lf_load_relaxed(&d->nslots) << HL_SLOT_SHIFT) != s->bytes) {
 		lf_hp_clear(hp, MOVE_HP);
-		return from && from->id == 0 ? MIG_R_DEFAULT : MIG_R_BUSY;
+		return MIG_R_BUSY;
 	}
 	struct hl_region *fr = region_at(from->region);
 	struct hl_task *t = from->task;
@@ -106,8 +106,8 @@ int mig_move(const mig_sbsnap_t *s, struct hl_region *to_r, unsigned tier, uint6
 		goto out_leave;
 	}
 	to = task_arena_use(t, to_r);
-	if (!to || to->id == 0) {
-		why = to ? MIG_R_DEFAULT : MIG_R_NOROOM;
+	if (!to) {
+		why = MIG_R_NOROOM;
 		goto out_leave;
 	}
 	if (!bk_reserve(&to->acct, bytes, &err)) {

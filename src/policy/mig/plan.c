@@ -34,7 +34,6 @@ static const char *const mig_why_names[MIG_NWHY] = {
 	[MIG_R_BUSY] = "busy",
 	[MIG_R_LARGE] = "large_block",
 	[MIG_R_NUMA] = "move_pages",
-	[MIG_R_DEFAULT] = "default_heap",
 };
 
 const char *mig_why_name(int why)
@@ -90,8 +89,6 @@ static int plan_fits(const mig_sbsnap_t *s, const mig_rsnap_t *src, const mig_rs
 	if (!t->open || t->id == s->region || (g->to && !(g->to >> t->id & 1)) ||
 	    !(s->allowed >> t->id & 1))
 		return MIG_R_NOROOM;
-	if (s->task == 0 && t->id == 0)
-		return MIG_R_DEFAULT;   /* malloc's own heap takes no superblock yet */
 	if ((t->reach & reach) != reach)
 		return MIG_R_REACH;
 	if (((s->need & HL_NEED_SECURE) || s->task_secure || src->secure) && !t->secure)
@@ -119,7 +116,7 @@ static int plan_rank(int why)
 	switch (why) {
 	case MIG_OK: return -1;
 	case MIG_R_NOROOM: return 0;
-	case MIG_R_REACH: case MIG_R_DEFAULT: return 1;
+	case MIG_R_REACH: return 1;
 	case MIG_R_SECURE: return 2;
 	default: return 3;
 	}

@@ -65,7 +65,6 @@ typedef struct mig_scan {
 	const mig_job_t *q;
 	size_t n;
 	const void *ptr_base;   /* MIG_J_PTR: the superblock wanted */
-	uint32_t default_hits;  /* superblocks of arena 0 that matched */
 } mig_scan_t;
 
 static void mig_scan_one(pm_slot_t *rec, void *ctx)
@@ -99,10 +98,6 @@ static void mig_scan_one(pm_slot_t *rec, void *ctx)
 		if (a->region != q->region)
 			return;
 		break;
-	}
-	if (ai == 0) {
-		c->default_hits++;
-		return;
 	}
 	struct hl_task *t = a->task;
 	c->n++;
@@ -220,12 +215,7 @@ void mig_serve(mig_job_t *q)
 		if (pl.refused[w] && first == MIG_OK)
 			first = (int)w;
 	}
-	if (sc.default_hits) {
-		lf_fetch_add_relaxed(&mig_st.refused[MIG_R_DEFAULT], sc.default_hits);
-		if (first == MIG_OK)
-			first = MIG_R_DEFAULT;
-	}
-	if (q->kind == MIG_J_PTR && !sc.n && !sc.default_hits)
+	if (q->kind == MIG_J_PTR && !sc.n)
 		first = MIG_R_BUSY;   /* retired meanwhile */
 	q->moved_bytes = 0;
 	if (pl.status != HL_OK) {
