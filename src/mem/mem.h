@@ -241,8 +241,9 @@ void desc_test_seed_pages(uint32_t n);
 /* ---- large.c ------------------------------------------------------------ */
 void *large_alloc(size_t size, size_t align, bool zero);
 /* A large block for arena (not 0): its own mapping, tagged in the range
- * table, never cached; secure ones locked and kept out of dumps. */
-void *large_alloc_arena(size_t size, size_t align, unsigned arena,
+ * table with what it was allocated under (need: reach | HL_NEED_*), never
+ * cached; secure ones locked and kept out of dumps. */
+void *large_alloc_arena(size_t size, size_t align, unsigned arena, uint32_t need,
 			bool secure, int *err);
 /* Arena of the large block at p (0: default), or -1 if p is not one. */
 int large_arena_of(const void *p);
@@ -251,9 +252,10 @@ int large_arena_of(const void *p);
 int large_lookup(const void *p, size_t *size, uintptr_t *start);
 /* Free the large block at p.  A default-arena block is done with (0 is
  * returned); a block of another arena is taken out of the range table and
- * its arena id returned with its length in *len: the caller accounts for
- * it and then gives it to large_unmap_arena. */
-unsigned large_free(void *p, const char *call, size_t *len);
+ * its arena id returned (the arena its tombstoning CAS saw) with its
+ * length in *len: the caller accounts for it and then, if *unmap, gives it
+ * to large_unmap_arena (else a mover holds it and unmaps it). */
+unsigned large_free(void *p, const char *call, size_t *len, bool *unmap);
 void large_unmap_arena(void *p, size_t len);
 /* Take out every large block of the arenas for which pick(arena) is true;
  * freed(arena, p, len) is told of each before its pages go. */
@@ -264,6 +266,17 @@ size_t large_reset(bool (*pick)(unsigned arena, void *ctx),
  * (a moment's count: blocks come and go meanwhile). */
 size_t large_count(bool (*pick)(unsigned arena, void *ctx), void *ctx);
 void *large_realloc(void *p, size_t size);
+/* The coordinator's side (its thread only).  large_each calls fn on every
+ * large block of an arena other than 0 (a moment's view).  large_info:
+ * the block starting at p, false if none.  large_hold marks the block at
+ * p of arena held (false: freed or moved since); large_let_go retags it
+ * from arena `from` to `to` (equal: unchanged) and lets go; false when it
+ * was freed while held: the caller then gives it to large_unmap_arena. */
+void large_each(void (*fn)(void *p, size_t len, unsigned arena, uint32_t need, void *ctx),
+		void *ctx);
+bool large_info(const void *p, unsigned *arena, size_t *len, uint32_t *need);
+bool large_hold(void *p, unsigned arena);
+bool large_let_go(void *p, unsigned from, unsigned to);
 /* Give back the page heap's free pages and the cached mappings unused for
  * HEAPLIB_DECAY_MS (all: every one); returns the bytes. */
 size_t large_trim(bool all);

@@ -14,5 +14,7 @@
 #define HOOK_LARGE_CACHE_TAKEN "large_cache_taken" /* a cached mapping claimed, its tail not yet back */
 #define HOOK_LARGE_REALLOC_MOVED "large_realloc_moved" /* block's pages moved, old entry not yet done with */
 #define HOOK_LARGE_HEAP_CLAIMING "large_heap_claiming" /* first word of a page-heap run claimed, the rest not yet */
+#define HOOK_LARGE_FREE_READ "large_free_read" /* a large block's word read, not yet tombstoned */
+#define HOOK_LARGE_HELD "large_held"            /* a moved large block, not yet let go of */
 
 #endif

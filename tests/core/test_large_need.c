@@ -1,0 +1,95 @@
+/*
+ * A region's large block records in its range-table entry what it was
+ * allocated under (reach, secure, pinned), as a small block's superblock
+ * does, so that a mover can tell where it may legally go; and a free
+ * learns its arena from its own CAS on the entry's word: a free while the
+ * coordinator holds the block is booked to the arena in the word it
+ * replaced, and leaves the unmap to the holder, whose let-go then fails.
+ */
+#ifndef HL_TEST_HOOKS
+#define HL_TEST_HOOKS 1
+#endif
+#include <string.h>
+
+#include "policy/policy.h"
+#include "tap.h"
+
+#define KB ((size_t)1 << 10)
+
+static uint32_t need_of(const void *p)
+{
+	unsigned arena;
+	size_t len;
+	uint32_t need = 0;
+	if (!large_info(p, &arena, &len, &need))
+		return 0xffffffffu;
+	return need;
+}
+
+static hl_region_stats_t rst(hl_region_t *r)
+{
+	hl_region_stats_t s = { .struct_size = sizeof s };
+	hl_region_stats(r, &s);
+	return s;
+}
+
+int main(void)
+{
+	plan_no_plan();
+	hl_region_attr_t a;
+	memset(&a, 0, sizeof a);
+	a.struct_size = sizeof a;
+	a.reach = HL_REACH_SYS | HL_REACH_CLUSTER;
+	a.capacity = 4 << 20;
+	hl_region_t *r;
+	if (hl_region_create(&a, &r) != HL_OK)
+		bail_out("region");
+	hl_place_t sys = { .reach = HL_REACH_SYS, .node = -1, .region = r };
+	hl_place_t clu = { .reach = HL_REACH_CLUSTER, .node = -1, .region = r };
+	void *p1 = NULL, *p2 = NULL, *p3 = NULL;
+	hl_alloc(100 * KB, &sys, 0, &p1);
+	is_int(need_of(p1), HL_REACH_SYS, "a SYS large block needs SYS");
+	hl_alloc(100 * KB, &clu, 0, &p2);
+	is_int(need_of(p2), HL_REACH_CLUSTER, "a CLUSTER one needs CLUSTER");
+	hl_alloc(100 * KB, &sys, HL_NOMIGRATE, &p3);
+	ok(need_of(p3) & HL_NEED_PINNED, "HL_NOMIGRATE is recorded (need %#x)", need_of(p3));
+	void *p4 = hl_realloc(p3, 300 * KB);
+	ok(p4 && p4 != p3 && (need_of(p4) & HL_NEED_PINNED),
+	   "realloc carries it to the new block (need %#x)", need_of(p4));
+	unsigned arena = 0, ma = 1;
+	size_t len = 0;
+	uint32_t need, mneed = 1;
+	bool got = large_info(p1, &arena, &len, &need);
+	ok(got && arena && (int)arena == arena_id_of(p1) && len == 100 * KB,
+	   "the entry names the block's arena (%u) and length (%zu)", arena, len);
+	void *m = hl_malloc(100 * KB);
+	got = large_info(m, &ma, &len, &mneed);
+	ok(got && ma == 0 && mneed == 0, "a default-arena large block: arena 0, no need bits");
+	ok(!large_hold(m, 0), "the coordinator never holds a default-arena block");
+	hl_free(m);
+
+	/* A free while the block is held. */
+	hl_region_stats_t s0 = rst(r);
+	ok(large_hold(p1, arena), "the coordinator holds the block (its word, by CAS)");
+	ok(!large_hold(p1, arena), "once");
+	memset(p1, 0x5a, 100 * KB);
+	hl_free(p1);   /* never waits for the holder */
+	hl_region_stats_t s1 = rst(r);
+	ok(s1.blocks_live == s0.blocks_live - 1 && s1.bytes_backed == s0.bytes_backed - 100 * KB,
+	   "the free is booked to the arena it replaced in the word (live %llu -> %llu)",
+	   (unsigned long long)s0.blocks_live, (unsigned long long)s1.blocks_live);
+	ok(((unsigned char *)p1)[100 * KB - 1] == 0x5a, "its pages are left mapped for the holder");
+	ok(!large_let_go(p1, arena, arena), "the holder's let-go fails: freed while held");
+	large_unmap_arena(p1, 100 * KB);
+	ok(large_arena_of(p1) < 0, "and the entry is a tombstone");
+	/* Held and let go: nothing changed. */
+	ok(large_hold(p2, arena) && large_let_go(p2, arena, arena) && large_arena_of(p2) == (int)arena,
+	   "held and let go unchanged, the block is as it was");
+	hl_free(p2);
+	hl_free(p4);
+	hl_region_stats_t s2 = rst(r);
+	is_int((long long)s2.blocks_live, 0, "nothing live in the region after the frees");
+	is_int((long long)s2.bytes_backed, 0, "nothing backed");
+	is_int(hl_region_delete(r), HL_OK, "the region is deleted");
+	return done_testing();
+}
