@@ -361,20 +361,6 @@ size_t large_reset(bool (*pick)(unsigned arena, void *ctx),
 	return n;
 }
 
-size_t large_count(bool (*pick)(unsigned arena, void *ctx), void *ctx)
-{
-	size_t n = 0;
-	for (unsigned t = 0; t < LG_TABLES; t++) {
-		lg_ent_t *tab = lf_load_acquire(&lg_tab[t]);
-		for (size_t i = 0; tab && i < lg_cap(t); i++) {
-			uintptr_t s = lf_load_acquire(&tab[i].start);
-			if (lg_is_block(s) && LG_ARENA(s) && pick(LG_ARENA(s), ctx))
-				n++;
-		}
-	}
-	return n;
-}
-
 /* ---- the coordinator's side ---------------------------------------------
  *
  * A mover holds a block (LG_HELD set by CAS on its word), changes what it

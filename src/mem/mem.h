@@ -262,9 +262,6 @@ void large_unmap_arena(void *p, size_t len);
 size_t large_reset(bool (*pick)(unsigned arena, void *ctx),
 		   void (*freed)(unsigned arena, void *p, size_t len, void *ctx),
 		   void *ctx);
-/* How many large blocks the arenas for which pick(arena) is true hold
- * (a moment's count: blocks come and go meanwhile). */
-size_t large_count(bool (*pick)(unsigned arena, void *ctx), void *ctx);
 void *large_realloc(void *p, size_t size);
 /* The coordinator's side (its thread only).  large_each calls fn on every
  * large block of an arena other than 0 (a moment's view).  large_info:

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "policy/policy.h"
+#include "regions.h"
 #include "tap.h"
 
 #define KB ((size_t)1 << 10)
@@ -26,23 +27,12 @@ static uint32_t need_of(const void *p)
 	return need;
 }
 
-static hl_region_stats_t rst(hl_region_t *r)
-{
-	hl_region_stats_t s = { .struct_size = sizeof s };
-	hl_region_stats(r, &s);
-	return s;
-}
-
 int main(void)
 {
 	plan_no_plan();
-	hl_region_attr_t a;
-	memset(&a, 0, sizeof a);
-	a.struct_size = sizeof a;
-	a.reach = HL_REACH_SYS | HL_REACH_CLUSTER;
-	a.capacity = 4 << 20;
-	hl_region_t *r;
-	if (hl_region_create(&a, &r) != HL_OK)
+	hl_region_t *r = test_region("need", 4 << 20, HL_REACH_SYS | HL_REACH_CLUSTER, 0,
+				     HL_BACKING_ANON);
+	if (!r)
 		bail_out("region");
 	hl_place_t sys = { .reach = HL_REACH_SYS, .node = -1, .region = r };
 	hl_place_t clu = { .reach = HL_REACH_CLUSTER, .node = -1, .region = r };
@@ -69,12 +59,12 @@ int main(void)
 	hl_free(m);
 
 	/* A free while the block is held. */
-	hl_region_stats_t s0 = rst(r);
+	hl_region_stats_t s0 = test_rst(r);
 	ok(large_hold(p1, arena), "the coordinator holds the block (its word, by CAS)");
 	ok(!large_hold(p1, arena), "once");
 	memset(p1, 0x5a, 100 * KB);
 	hl_free(p1);   /* never waits for the holder */
-	hl_region_stats_t s1 = rst(r);
+	hl_region_stats_t s1 = test_rst(r);
 	ok(s1.blocks_live == s0.blocks_live - 1 && s1.bytes_backed == s0.bytes_backed - 100 * KB,
 	   "the free is booked to the arena it replaced in the word (live %llu -> %llu)",
 	   (unsigned long long)s0.blocks_live, (unsigned long long)s1.blocks_live);
@@ -87,7 +77,7 @@ int main(void)
 	   "held and let go unchanged, the block is as it was");
 	hl_free(p2);
 	hl_free(p4);
-	hl_region_stats_t s2 = rst(r);
+	hl_region_stats_t s2 = test_rst(r);
 	is_int((long long)s2.blocks_live, 0, "nothing live in the region after the frees");
 	is_int((long long)s2.bytes_backed, 0, "nothing backed");
 	is_int(hl_region_delete(r), HL_OK, "the region is deleted");

@@ -16,7 +16,8 @@
  *     then the lowest id (the placement's fallback order);
  *   - the tier is the cheapest that is safe: the books only, page
  *     attributes in place, the kernel's page migration, a copy under
- *     write protection; huge-page backings are refused.
+ *     write protection; huge-page backings are refused, and so is another
+ *     backing for a large block (its own mapping: no memfd run for it yet).
  */
 #include "policy/mig/mig.h"
 
@@ -32,7 +33,7 @@ static const char *const mig_why_names[MIG_NWHY] = {
 	[MIG_R_NOUFFD] = "no_userfaultfd",
 	[MIG_R_MAPS] = "map_budget",
 	[MIG_R_BUSY] = "busy",
-	[MIG_R_LARGE] = "large_block",
+	[MIG_R_LARGE] = "large_backing",
 	[MIG_R_NUMA] = "move_pages",
 	[MIG_R_DEFAULT] = "default_heap",
 };
@@ -191,6 +192,8 @@ void mig_plan(const mig_goal_t *g, const mig_rsnap_t *r, unsigned nr,
 			unsigned tier = 0;
 			if (w == MIG_OK)
 				tier = mig_tier_of(src, t, g->numa, &w);
+			if (w == MIG_OK && tier == MIG_T_BACKING && s->large)
+				w = MIG_R_LARGE;
 			if (w == MIG_OK && tier == MIG_T_BACKING && g->no_backing)
 				w = MIG_R_NOUFFD;
 			if (w == MIG_OK && (t->id >= HL_MAX_REGIONS ||

@@ -1,0 +1,353 @@
+/*
+ * Nomadic memory for large blocks (over 32 KiB) of regions, through the
+ * public API: a large block moves as a superblock of one block.  Each
+ * tier with its bytes checked after the move (the books only; page
+ * attributes into a secure region: locked and out of dumps; tier 3 is in
+ * tests/core/test_move_node, this machine having one node), the region
+ * and task books exact after moves and frees, each refusal rule (pinned,
+ * CPU-private, secure to non-secure, reach, another backing, malloc's own
+ * heap), region deletion by evacuation of large and small blocks, task
+ * migration, OOM resolution and move events.
+ */
+#define _GNU_SOURCE
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "heaplib.h"
+#include "regions.h"
+#include "tap.h"
+
+#define KB ((size_t)1 << 10)
+#define MB ((size_t)1 << 20)
+
+static hl_migrate_stats_t mst(void)
+{
+	hl_migrate_stats_t s = { .struct_size = sizeof s };
+	hl_migrate_stats(&s);
+	return s;
+}
+
+/* The index of the refusal reason called name. */
+static unsigned why(const char *name)
+{
+	for (unsigned i = 1; hl_migrate_why_name(i); i++)
+		if (!strcmp(hl_migrate_why_name(i), name))
+			return i;
+	bail_out("no refusal reason %s", name);
+	return 0;
+}
+
+static void *in(hl_region_t *r, unsigned reach, size_t size, unsigned flags)
+{
+	hl_place_t pl = { .reach = reach, .node = -1, .region = r };
+	void *p = NULL;
+	int e = hl_alloc(size, &pl, flags, &p);
+	return e == HL_OK ? p : NULL;
+}
+
+static void fill(void *p, size_t n, unsigned seed)
+{
+	for (size_t i = 0; i < n; i += 8)
+		((uint64_t *)p)[i / 8] = seed * 0x9e3779b97f4a7c15ull + i;
+}
+
+static bool intact(const void *p, size_t n, unsigned seed)
+{
+	for (size_t i = 0; i < n; i += 8)
+		if (((const uint64_t *)p)[i / 8] != seed * 0x9e3779b97f4a7c15ull + i)
+			return false;
+	return true;
+}
+
+static int move(void *p, hl_region_t *to)
+{
+	hl_place_t pl = { .node = -1, .region = to };
+	return hl_migrate(p, &pl, 0);
+}
+
+/* From /proc/self/smaps: the kB of field of the mapping holding p, and
+ * whether its VmFlags hold flag; -1 when not found. */
+static long smaps_of(const void *p, const char *field, const char *flag, bool *has)
+{
+	FILE *f = fopen("/proc/self/smaps", "r");
+	char line[512];
+	bool here = false;
+	long kb = -1;
+	*has = false;
+	while (f && fgets(line, sizeof line, f)) {
+		unsigned long lo, hi;
+		if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2 && strchr(line, '-') < strchr(line, ' ')) {
+			here = (uintptr_t)p >= lo && (uintptr_t)p < hi;
+			continue;
+		}
+		if (here && !strncmp(line, field, strlen(field)))
+			kb = strtol(line + strlen(field), NULL, 10);
+		if (here && !strncmp(line, "VmFlags:", 8))
+			*has = strstr(line, flag) != NULL;
+	}
+	if (f)
+		fclose(f);
+	return kb;
+}
+
+static void test_account(void)
+{
+	hl_region_t *a = test_region("lg-a", 8 * MB, 0, 0, HL_BACKING_ANON);
+	hl_region_t *b = test_region("lg-b", 8 * MB, 0, 0, HL_BACKING_ANON);
+	void *p = in(a, 0, 300 * KB, 0), *q = in(a, 0, 100 * KB, 0);
+	if (!p || !q)
+		bail_out("large blocks in a");
+	fill(p, 300 * KB, 1);
+	fill(q, 100 * KB, 2);
+	hl_region_stats_t sa = test_rst(a), sb = test_rst(b);
+	hl_migrate_stats_t m0 = mst();
+	is_int(move(p, b), HL_OK, "hl_migrate moves a large block to another region");
+	hl_migrate_stats_t m1 = mst();
+	is_ptr(hl_region_of(p), b, "it is b's now");
+	ok(intact(p, 300 * KB, 1), "its bytes are kept at its address");
+	ok(m1.moves[1] == m0.moves[1] + 1 && m1.bytes[1] == m0.bytes[1] + 300 * KB,
+	   "counted as an accounting move of 300 KiB (%llu moves, %llu bytes)",
+	   (unsigned long long)(m1.moves[1] - m0.moves[1]), (unsigned long long)(m1.bytes[1] - m0.bytes[1]));
+	hl_region_stats_t sa1 = test_rst(a), sb1 = test_rst(b);
+	is_int((long long)sa1.blocks_live, (long long)sa.blocks_live - 1, "a: one live block fewer");
+	is_int((long long)sa1.bytes_live, (long long)sa.bytes_live - 300 * KB, "a: 300 KiB fewer live bytes");
+	is_int((long long)sa1.bytes_backed, (long long)sa.bytes_backed - 300 * KB, "a: 300 KiB fewer backed");
+	is_int((long long)sb1.blocks_live, (long long)sb.blocks_live + 1, "b: one live block more");
+	is_int((long long)sb1.bytes_live, (long long)sb.bytes_live + 300 * KB, "b: 300 KiB more live bytes");
+	is_int((long long)sb1.bytes_backed, (long long)sb.bytes_backed + 300 * KB, "b: 300 KiB more backed");
+	is_int(move(p, a), HL_OK, "and back to a");
+	is_int(move(p, b), HL_OK, "and to b again");
+	ok(intact(p, 300 * KB, 1) && intact(q, 100 * KB, 2), "both blocks kept their bytes");
+	hl_free(p);
+	hl_region_stats_t sb2 = test_rst(b);
+	ok(sb2.blocks_live == 0 && sb2.bytes_live == 0 && sb2.bytes_backed == 0,
+	   "its free is booked to b: nothing live or backed there (%llu, %llu, %llu)",
+	   (unsigned long long)sb2.blocks_live, (unsigned long long)sb2.bytes_live,
+	   (unsigned long long)sb2.bytes_backed);
+	is_int((long long)test_rst(a).blocks_live, 1, "a holds the other block only");
+	hl_free(q);
+	ok(test_rst(a).blocks_live == 0 && test_rst(a).bytes_backed == 0, "a, after its free: nothing");
+	is_int(hl_region_delete(a), HL_OK, "a deleted");
+	is_int(hl_region_delete(b), HL_OK, "b deleted");
+}
+
+static void test_attr(void)
+{
+	hl_region_t *a = test_region("lg-plain", 8 * MB, 0, 0, HL_BACKING_ANON);
+	hl_region_t *s = test_region("lg-secure", 8 * MB, 0, 1, HL_BACKING_ANON);
+	void *p = in(a, 0, 128 * KB, 0);
+	void *x = s ? in(s, 0, 64 * KB, 0) : NULL;
+	if (!s || !x) {
+		skip(7, "no secure region here (RLIMIT_MEMLOCK?)");
+		hl_free(p);
+		if (s)
+			hl_region_delete(s);
+		hl_region_delete(a);
+		return;
+	}
+	fill(p, 128 * KB, 3);
+	bool dd;
+	long locked = smaps_of(p, "Locked:", " dd", &dd);
+	ok(locked == 0 && !dd, "before: its pages are not locked, and dumped (%ld kB locked)", locked);
+	hl_migrate_stats_t m0 = mst();
+	is_int(move(p, s), HL_OK, "a plain large block moves into a secure region (tier 2)");
+	hl_migrate_stats_t m1 = mst();
+	ok(m1.moves[2] == m0.moves[2] + 1, "counted as a page-attribute move");
+	ok(intact(p, 128 * KB, 3) && hl_region_of(p) == s, "in place, bytes kept, now the secure region's");
+	locked = smaps_of(p, "Locked:", " dd", &dd);
+	ok(locked >= 128 && dd, "its pages are locked (%ld kB) and out of core dumps", locked);
+	is_int(move(p, a), HL_EPERM, "secure memory is never moved to a non-secure region");
+	ok(mst().refused[why("secure")] == m1.refused[why("secure")] + 1 && hl_region_of(p) == s,
+	   "refused as secure, and it stays");
+	hl_free(p);
+	hl_free(x);
+	ok(test_rst(s).blocks_live == 0 && test_rst(s).bytes_backed == 0 && test_rst(a).bytes_backed == 0,
+	   "the free was booked to the secure region");
+	hl_region_delete(s);
+	hl_region_delete(a);
+}
+
+static void test_refusals(void)
+{
+	hl_region_t *a = test_region("lg-r-a", 8 * MB, HL_REACH_SYS | HL_REACH_CLUSTER | HL_REACH_CPU, 0,
+				HL_BACKING_ANON);
+	hl_region_t *b = test_region("lg-r-b", 8 * MB, 0, 0, HL_BACKING_ANON);
+	if (!a || !b)
+		bail_out("regions");
+	hl_migrate_stats_t m0 = mst();
+	void *pin = in(a, 0, 64 * KB, HL_NOMIGRATE);
+	is_int(move(pin, b), HL_EPERM, "a pinned (HL_NOMIGRATE) large block is not moved");
+	void *cpu = in(a, HL_REACH_CPU, 64 * KB, 0);
+	is_int(move(cpu, b), HL_EPERM, "nor a CPU-private one");
+	void *clu = in(a, HL_REACH_CLUSTER, 64 * KB, 0);
+	is_int(move(clu, b), HL_ENOREGION, "nor a CLUSTER one to a region it cannot be reached in");
+	hl_migrate_stats_t m1 = mst();
+	ok(m1.refused[why("pinned")] == m0.refused[why("pinned")] + 1 &&
+	   m1.refused[why("cpu_private")] == m0.refused[why("cpu_private")] + 1 &&
+	   m1.refused[why("reach")] == m0.refused[why("reach")] + 1,
+	   "each counted under its reason");
+	ok(hl_region_of(pin) == a && hl_region_of(cpu) == a && hl_region_of(clu) == a, "all three stay in a");
+	hl_region_t *m = test_region("lg-memfd", 8 * MB, 0, 0, HL_BACKING_MEMFD);
+	void *p = in(a, 0, 64 * KB, 0);
+	fill(p, 64 * KB, 4);
+	is_int(move(p, m), HL_EPERM, "another backing (memfd) is refused for a large block");
+	ok(mst().refused[why("large_backing")] == m1.refused[why("large_backing")] + 1 &&
+	   hl_region_of(p) == a && intact(p, 64 * KB, 4),
+	   "counted as large_backing; the block stays with its bytes");
+	ok(!in(m, 0, 64 * KB, 0), "a memfd region serves no large block");
+	void *mal = hl_malloc(64 * KB);
+	is_int(move(mal, b), HL_EPERM, "malloc's own large blocks are refused (HL_EPERM)");
+	is_int(move((char *)p + 4096, b), HL_EINVAL, "a pointer inside a large block: HL_EINVAL");
+	hl_free(mal);
+	hl_region_stats_t sa = test_rst(a);
+	is_int(hl_region_delete(a), HL_EBUSY, "a, holding a pinned large block, is not deleted");
+	hl_region_stats_t sa2 = test_rst(a);
+	ok(sa2.blocks_live == sa.blocks_live && sa2.bytes_backed == sa.bytes_backed &&
+	   hl_region_of(p) == a, "and nothing of it moved (planned first)");
+	hl_free(pin);
+	hl_free(cpu);
+	hl_free(clu);
+	hl_free(p);
+	is_int(hl_region_delete(a), HL_OK, "emptied, a is deleted");
+	hl_region_delete(b);
+	hl_region_delete(m);
+}
+
+static void test_evacuate(void)
+{
+	hl_region_t *a = test_region("lg-evac-a", 8 * MB, 0, 0, HL_BACKING_ANON);
+	hl_region_t *b = test_region("lg-evac-b", 16 * MB, 0, 0, HL_BACKING_ANON);
+	enum { NL = 12, NS = 500 };
+	void *lg[NL], *sm[NS];
+	uint64_t bytes = 0;
+	for (int i = 0; i < NL; i++) {
+		size_t len = (size_t)(40 + 60 * i) * KB;
+		lg[i] = in(a, 0, len, 0);
+		if (!lg[i])
+			bail_out("large %d", i);
+		fill(lg[i], len, 10u + (unsigned)i);
+		bytes += len;
+	}
+	for (int i = 0; i < NS; i++) {
+		sm[i] = in(a, 0, 200, 0);
+		if (!sm[i])
+			bail_out("small %d", i);
+		fill(sm[i], 200, 100u + (unsigned)i);
+	}
+	hl_region_stats_t sb = test_rst(b);
+	is_int(hl_region_delete(a), HL_OK, "a, holding large and small blocks, is deleted by evacuation");
+	bool all = true, where = true;
+	for (int i = 0; i < NL; i++) {
+		all &= intact(lg[i], (size_t)(40 + 60 * i) * KB, 10u + (unsigned)i);
+		where &= hl_region_of(lg[i]) == b;
+	}
+	ok(all && where, "every large block is b's now, with its bytes");
+	all = where = true;
+	for (int i = 0; i < NS; i++) {
+		all &= intact(sm[i], 200, 100u + (unsigned)i);
+		where &= hl_region_of(sm[i]) == b;
+	}
+	ok(all && where, "and every small block");
+	hl_region_stats_t sb1 = test_rst(b);
+	is_int((long long)sb1.blocks_live, (long long)sb.blocks_live + NL + NS, "b's books count them all");
+	ok(sb1.bytes_live >= sb.bytes_live + bytes + NS * 200, "with their bytes");
+	for (int i = 0; i < NL; i++)
+		hl_free(lg[i]);
+	for (int i = 0; i < NS; i++)
+		hl_free(sm[i]);
+	hl_region_stats_t sb2 = test_rst(b);
+	ok(sb2.blocks_live == 0 && sb2.bytes_live == 0, "after the frees nothing is live in b");
+	is_int(hl_region_delete(b), HL_OK, "b deleted");
+}
+
+static int events;
+static size_t event_bytes;
+
+static void on_move(hl_task_t *t, const hl_move_event_t *ev, void *arg)
+{
+	(void)t;
+	(void)arg;
+	events++;
+	event_bytes += ev->bytes;
+}
+
+static void test_task_and_oom(void)
+{
+	hl_region_t *a = test_region("lg-oom-a", 1 * MB, HL_REACH_SYS | HL_REACH_CLUSTER, 0, HL_BACKING_ANON);
+	hl_region_t *b = test_region("lg-oom-b", 8 * MB, 0, 0, HL_BACKING_ANON);
+	hl_region_t *c = test_region("lg-task-c", 8 * MB, 0, 0, HL_BACKING_ANON);
+	hl_region_t *abc[3] = { a, b, c };
+	hl_task_t *t = NULL;
+	hl_task_attr_t ta = { .struct_size = sizeof ta, .name = "lg-tenant", .regions = abc,
+			      .nregions = 3, .on_move = on_move };
+	is_int(hl_task_create(&ta, &t), HL_OK, "a task allowed a, b and c");
+	hl_task_join(t);
+	void *v[8];
+	int n = 0;
+	for (; n < 8; n++) {
+		v[n] = in(NULL, HL_REACH_SYS, 200 * KB, 0);
+		if (!v[n])
+			break;
+		if (hl_region_of(v[n]) != a) {
+			hl_free(v[n]);   /* a is full: the next region took it */
+			break;
+		}
+		fill(v[n], 200 * KB, 20u + (unsigned)n);
+	}
+	ok(n >= 4 && n < 8, "its large SYS blocks fill a (%d of them)", n);
+	events = 0;
+	event_bytes = 0;
+	void *cl = in(NULL, HL_REACH_CLUSTER, 200 * KB, 0);
+	ok(cl && hl_region_of(cl) == a,
+	   "a CLUSTER allocation only a can serve succeeds once the coordinator moved large blocks out");
+	int in_b = 0;
+	bool all = true;
+	for (int i = 0; i < n; i++) {
+		in_b += hl_region_of(v[i]) == b;
+		all &= intact(v[i], 200 * KB, 20u + (unsigned)i);
+	}
+	ok(in_b > 0 && all, "%d of them moved to b, bytes kept", in_b);
+	hl_task_poll();
+	ok(events >= in_b && event_bytes >= (size_t)in_b * 200 * KB,
+	   "the task was told of each move (%d events, %zu bytes)", events, event_bytes);
+	hl_place_t to_c = { .node = -1, .region = c };
+	is_int(hl_task_migrate(t, &to_c, 0), HL_ENOREGION,
+	       "hl_task_migrate onto c: all but the CLUSTER block move (HL_ENOREGION for it)");
+	all = true;
+	bool where = true;
+	for (int i = 0; i < n; i++) {
+		all &= intact(v[i], 200 * KB, 20u + (unsigned)i);
+		where &= hl_region_of(v[i]) == c;
+	}
+	ok(all && where && hl_region_of(cl) == a, "the task's large blocks are c's, bytes kept");
+	hl_task_stats_t st = { .struct_size = sizeof st };
+	hl_task_stats(t, c, &st);
+	ok(st.blocks_live >= (uint64_t)n && st.bytes_live >= (uint64_t)n * 200 * KB,
+	   "booked to the task in c (%llu blocks)", (unsigned long long)st.blocks_live);
+	for (int i = 0; i < n; i++)
+		hl_free(v[i]);
+	hl_free(cl);
+	hl_task_stats(t, NULL, &st);
+	ok(st.blocks_live == 0 && st.bytes_live == 0, "after the frees the task holds nothing");
+	ok(test_rst(a).bytes_backed == 0 && test_rst(b).bytes_backed == 0 && test_rst(c).bytes_backed == 0,
+	   "and no region is charged for it");
+	hl_task_join(NULL);
+	hl_task_destroy(t);
+	hl_region_delete(a);
+	hl_region_delete(b);
+	hl_region_delete(c);
+}
+
+int main(void)
+{
+	plan_no_plan();
+	test_account();
+	test_attr();
+	test_refusals();
+	test_evacuate();
+	test_task_and_oom();
+	return done_testing();
+}
