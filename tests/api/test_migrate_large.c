@@ -17,11 +17,28 @@
 #include <string.h>
 
 #include "heaplib.h"
-#include "regions.h"
 #include "tap.h"
 
 #define KB ((size_t)1 << 10)
 #define MB ((size_t)1 << 20)
+
+/* A region, or NULL (tests/api/ includes only heaplib.h and tap.h, so
+ * tests/lib/regions.h's helpers are spelled out here). */
+static hl_region_t *test_region(const char *name, size_t cap, unsigned reach, int secure,
+				hl_backing_t kind)
+{
+	hl_region_attr_t a = { .struct_size = sizeof a, .name = name, .capacity = cap,
+			       .reach = reach, .secure = secure, .backing = kind };
+	hl_region_t *r = NULL;
+	return hl_region_create(&a, &r) == HL_OK ? r : NULL;
+}
+
+static hl_region_stats_t test_rst(hl_region_t *r)
+{
+	hl_region_stats_t s = { .struct_size = sizeof s };
+	hl_region_stats(r, &s);
+	return s;
+}
 
 static hl_migrate_stats_t mst(void)
 {
