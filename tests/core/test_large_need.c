@@ -75,6 +75,29 @@ int main(void)
 	/* Held and let go: nothing changed. */
 	ok(large_hold(p2, arena) && large_let_go(p2, arena, arena) && large_arena_of(p2) == (int)arena,
 	   "held and let go unchanged, the block is as it was");
+	/* Moved into a secure region, a block is wiped by its free: the
+	 * free reads the region from the word it replaced (held here, so
+	 * that its pages stay mapped to be looked at). */
+	hl_region_t *sec = test_region("need-secure", 4 << 20, 0, 1, HL_BACKING_ANON);
+	void *w = NULL;
+	hl_alloc(64 * KB, &sys, 0, &w);
+	hl_place_t to_sec = { .node = -1, .region = sec };
+	if (!sec || hl_migrate(w, &to_sec, 0) != HL_OK) {
+		skip(2, "no secure region here (RLIMIT_MEMLOCK?)");
+		hl_free(w);
+	} else {
+		memset(w, 0x6b, 64 * KB);
+		unsigned wa = (unsigned)large_arena_of(w);
+		ok(large_hold(w, wa), "a block moved into a secure region, held");
+		hl_free(w);
+		bool zero = true;
+		for (size_t i = 0; i < 64 * KB; i++)
+			zero &= ((unsigned char *)w)[i] == 0;
+		ok(zero && !large_let_go(w, wa, wa), "its free wiped it (the secure region's rule)");
+		large_unmap_arena(w, 64 * KB);
+	}
+	if (sec)
+		hl_region_delete(sec);
 	hl_free(p2);
 	hl_free(p4);
 	hl_region_stats_t s2 = test_rst(r);

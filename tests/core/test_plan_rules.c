@@ -117,6 +117,11 @@ int main(void)
 	ok(p.status == HL_EBUSY && p.refused[MIG_R_NOUFFD] == 1,
 	   "without userfaultfd that move is refused at planning (no_userfaultfd)");
 	evac.no_backing = false;
+	s[0].large = true;   /* a large block: no other backing for it */
+	p = run(&evac, r, 6, s, 1, mv);
+	ok(p.status == HL_EBUSY && p.refused[MIG_R_LARGE] == 1,
+	   "a large block is not planned onto another backing (large_backing)");
+	s[0].large = false;
 	r[5].open = false;
 	p = run(&evac, r, 6, s, 1, mv);
 	ok(p.refused[MIG_R_REACH] == 1, "without it, refused for reach");
