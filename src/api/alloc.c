@@ -75,7 +75,7 @@ static HL_NOINLINE void hl_free_large(void *p, const char *call)
 		 * coordinator unmaps one it was moving). */
 		region_large_freed(arena, p, len);
 		if (unmap)
-			large_unmap_arena(p, len);
+			lb_unmap(p, len);
 	}
 	decay_tick();
 	region_fire_events();   /* as in hl_alloc_slow */

@@ -297,20 +297,19 @@ unsigned large_free(void *p, const char *call, size_t *len, bool *unmap)
 	return 0;
 }
 
-void large_unmap_arena(void *p, size_t len)
+bool large_publish_arena(void *p, size_t len, unsigned arena, uint32_t need)
 {
-	os_unmap(p, len);   /* unlocks secure pages too */
+	return lg_insert((uintptr_t)p, arena, len | ((size_t)need << 48));
 }
 
 /* A fresh mapping reads as zero: no zeroing is needed here. */
-void *large_alloc_arena(size_t size, size_t align, unsigned arena, uint32_t need,
+void *large_alloc_arena(size_t len, size_t align, unsigned arena, uint32_t need,
 			bool secure, int *err)
 {
-	size_t len;
 	*err = HL_ENOMEM;
-	if (!os_page_round(size, &len) || len >> 48)
+	if (len >> 48)
 		return NULL;
-	void *p = os_map_aligned(len, align > HL_PAGE ? align : HL_PAGE);
+	void *p = os_map_aligned(len, align > HL_SLOT_SIZE ? align : HL_SLOT_SIZE);
 	if (!p)
 		return NULL;
 	if (secure && !os_lock(p, len)) {
@@ -319,7 +318,7 @@ void *large_alloc_arena(size_t size, size_t align, unsigned arena, uint32_t need
 		*err = HL_EPERM;
 		return NULL;
 	}
-	if (!lg_insert((uintptr_t)p, arena, len | ((size_t)need << 48))) {
+	if (!large_publish_arena(p, len, arena, need)) {
 		os_unmap(p, len);
 		return NULL;
 	}
@@ -337,7 +336,7 @@ int large_arena_of(const void *p)
 }
 
 size_t large_reset(bool (*pick)(unsigned arena, void *ctx),
-		   void (*freed)(unsigned arena, void *p, size_t len, void *ctx),
+		   void (*freed)(unsigned arena, void *p, size_t len, bool unmap, void *ctx),
 		   void *ctx)
 {
 	size_t n = 0;
@@ -352,9 +351,7 @@ size_t large_reset(bool (*pick)(unsigned arena, void *ctx),
 			size_t len = LG_LEN(lf_load_relaxed(&tab[i].len));
 			if (!lf_cas_strong_acq_rel(&tab[i].start, &s, LG_TOMB))
 				continue;
-			freed(LG_ARENA(s), (void *)LG_ADDR(s), len, ctx);
-			if (!(s & LG_HELD))
-				lg_unmap((void *)LG_ADDR(s), len);
+			freed(LG_ARENA(s), (void *)LG_ADDR(s), len, !(s & LG_HELD), ctx);
 			n++;
 		}
 	}

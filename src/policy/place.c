@@ -189,9 +189,9 @@ static void *place_alloc_in_once(struct hl_region *r, sb_arena_t *a, size_t size
 		return NULL;
 	}
 	size_t len;
-	if (!os_page_round(size, &len) || !bk_reserve(&a->acct, len, err))
+	if (!lb_len(size, &len) || !bk_reserve(&a->acct, len, err))
 		return NULL;
-	p = large_alloc_arena(size, align, a->id, need, r->bk->secure, err);
+	p = lb_alloc(r->bk, len, align, a->id, need, err);
 	if (!p) {
 		bk_unreserve(&a->acct, len);
 		return NULL;

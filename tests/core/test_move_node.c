@@ -68,12 +68,12 @@ int main(void)
 	memset(lg, 0x24, 600 << 10);
 	mig_sbsnap_t ls = { .desc = (uint32_t)arena_id_of(lg), .base = lg, .large = true,
 			    .region = s.region, .need = HL_REACH_SYS, .allowed = ~(uint64_t)0,
-			    .bytes = 600 << 10 };
+			    .bytes = 640 << 10 };   /* whole slots */
 	ls.region = sb_arena(ls.desc)->region;
-	is_int(mig_move_large(&ls, far, MIG_T_NODE, &ns), MIG_R_NUMA,
+	is_int(mig_move_large(&ls, far, MIG_T_NODE, &ns, &pns), MIG_R_NUMA,
 	       "a large block: move_pages to a missing node is refused");
 	ok(hl_region_of(lg) == a && ((unsigned char *)lg)[(600 << 10) - 1] == 0x24, "and it stays");
-	is_int(mig_move_large(&ls, b, MIG_T_NODE, &ns), MIG_OK, "to node 0 it goes through");
+	is_int(mig_move_large(&ls, b, MIG_T_NODE, &ns, &pns), MIG_OK, "to node 0 it goes through");
 	ok(hl_region_of(lg) == b && ((unsigned char *)lg)[0] == 0x24, "b's now, bytes kept");
 	hl_free(lg);
 	hl_region_stats(b, &st);

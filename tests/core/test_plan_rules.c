@@ -117,11 +117,14 @@ int main(void)
 	ok(p.status == HL_EBUSY && p.refused[MIG_R_NOUFFD] == 1,
 	   "without userfaultfd that move is refused at planning (no_userfaultfd)");
 	evac.no_backing = false;
-	s[0].large = true;   /* a large block: no other backing for it */
+	s[0].large = true;   /* a large block: the same rules, the same tier */
 	p = run(&evac, r, 6, s, 1, mv);
-	ok(p.status == HL_EBUSY && p.refused[MIG_R_LARGE] == 1,
-	   "a large block is not planned onto another backing (large_backing)");
+	ok(p.nmoves == 1 && mv[0].to == 5 && mv[0].tier == MIG_T_BACKING,
+	   "a large block is planned as a superblock of one block (tier %u)", mv[0].tier);
 	s[0].large = false;
+	int w;
+	is_int(mig_tier_of(&r[5], &r[5], false, &w), MIG_T_BACKING,
+	       "between two memfd regions a move is a copy (two memfds), never the books alone");
 	r[5].open = false;
 	p = run(&evac, r, 6, s, 1, mv);
 	ok(p.refused[MIG_R_REACH] == 1, "without it, refused for reach");

@@ -45,7 +45,8 @@ enum mig_why {
 	MIG_R_NOUFFD,    /* backing moves need userfaultfd (see the reason) */
 	MIG_R_MAPS,      /* the mapping budget (vm.max_map_count / 2) */
 	MIG_R_BUSY,      /* its superblock could not be claimed (in use) */
-	MIG_R_LARGE,     /* a large block does not change backing (tier 4) */
+	MIG_R_LARGE,     /* unused since large blocks move: kept so that the
+			  * numbers of the reasons after it stay */
 	MIG_R_NUMA,      /* move_pages refused */
 	MIG_R_DEFAULT,   /* malloc's own heap (thread-cached, not counted
 			  * per block) does not move yet */
@@ -143,13 +144,15 @@ int mig_target_why(const struct hl_region *to, uint32_t need, bool secure);
  * reservation too (0 once the move made them the memory's charge). */
 sb_arena_t *mig_target_take(struct hl_region *to, struct hl_task *t, uint64_t bytes, int *why);
 void mig_target_done(struct hl_region *to_r, sb_arena_t *to, uint64_t unreserve);
+/* The reason for what a backing move (bk_span_move, lb_move) returned. */
+int mig_backing_why(int e, const char *why);
 /* Tier 3: the kernel moves the pages of [base, base + len) to node. */
 int mig_pages_to_node(char *base, size_t len, int node);
 
 /* ---- move_large.c ------------------------------------------------------- */
-/* As mig_move, for a snapshot of a region's large block (s->large): tiers
- * 1-3; tier 4 is refused (MIG_R_LARGE). */
-int mig_move_large(const mig_sbsnap_t *s, struct hl_region *to, unsigned tier, uint64_t *ns);
+/* As mig_move, for a snapshot of a region's large block (s->large). */
+int mig_move_large(const mig_sbsnap_t *s, struct hl_region *to, unsigned tier, uint64_t *ns,
+		   uint64_t *protect_ns);
 
 /* ---- serve.c ------------------------------------------------------------ */
 /* One job of the coordinator: what it is about, and what came of it. */

@@ -77,6 +77,11 @@ static int move_backing(hl_desc_t *d, bk_t *to, uint64_t *protect_ns)
 	uint64_t t0 = os_now_ns();
 	int e = bk_span_move(d->base, (unsigned)__builtin_ctz(d->nslots), to, &why);
 	*protect_ns = os_now_ns() - t0;
+	return mig_backing_why(e, why);
+}
+
+int mig_backing_why(int e, const char *why)
+{
 	switch (e) {
 	case HL_OK: return MIG_OK;
 	case HL_EPERM: return MIG_R_NOUFFD;

@@ -9,19 +9,22 @@
  *      quota, by CAS: a full target refuses before anything changed);
  *   3. hold it (mem/large.c: a bit of its word, by CAS);
  *   4. change what the tier asks: nothing (books only), its pages'
- *      attributes (locked, out of dumps: a secure target), their node;
+ *      attributes (locked, out of dumps: a secure target), their node,
+ *      their backing;
  *   5. let go by the CAS that retags the word to the target arena: a free
  *      before it is booked to the source, one after it to the target;
  *   6. move the books: its live bytes and block, and its charge.
  * A free while the block is held does not wait: it is booked to the
  * source, and the unmap it leaves is done here, once the let-go has
  * failed; nothing else changes then (the target's reservation goes back).
- * Another backing (tier 4) is refused: a large block is a mapping of its
- * own, and no memfd region keeps runs of offsets for one yet.
+ * Another backing (tier 4) is a backing move of each of its pieces
+ * (mem/lback.c), one write-protect barrier a piece, all of them while it
+ * is held; a refusal midway moves the pieces done back.
  */
 #include "policy/mig/mig.h"
 
-int mig_move_large(const mig_sbsnap_t *s, struct hl_region *to_r, unsigned tier, uint64_t *ns)
+int mig_move_large(const mig_sbsnap_t *s, struct hl_region *to_r, unsigned tier, uint64_t *ns,
+		   uint64_t *protect_ns)
 {
 	uint64_t t0 = os_now_ns();
 	void *p = s->base;
@@ -40,8 +43,8 @@ int mig_move_large(const mig_sbsnap_t *s, struct hl_region *to_r, unsigned tier,
 	int why = mig_target_why(to_r, need, t->secure || fr->bk->secure);
 	if (why != MIG_OK)
 		return why;
-	if (tier == MIG_T_BACKING || bk_small_only(to_r->bk))
-		return MIG_R_LARGE;
+	if (bk_small_only(to_r->bk))
+		return MIG_R_BUFFER;   /* a pool's addresses are its own (the plan says so first) */
 	sb_arena_t *to = mig_target_take(to_r, t, len, &why);
 	if (!to)
 		return why;
@@ -54,10 +57,16 @@ int mig_move_large(const mig_sbsnap_t *s, struct hl_region *to_r, unsigned tier,
 		why = MIG_R_SECURE;
 	else if (tier == MIG_T_NODE)
 		why = mig_pages_to_node(p, len, lf_load_relaxed(&to_r->node));
+	else if (tier == MIG_T_BACKING) {
+		const char *bwhy;
+		uint64_t b0 = os_now_ns();
+		why = mig_backing_why(lb_move(p, len, to_r->bk, fr->bk, &bwhy), bwhy);
+		*protect_ns = os_now_ns() - b0;
+	}
 	if (!large_let_go(p, fai, why == MIG_OK ? to->id : fai)) {
 		/* Freed while held: booked to the source by its free, which
 		 * left the unmap to us. */
-		large_unmap_arena(p, len);
+		lb_unmap(p, len);
 		why = MIG_R_BUSY;
 	}
 	if (why != MIG_OK) {

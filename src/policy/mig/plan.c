@@ -16,8 +16,7 @@
  *     then the lowest id (the placement's fallback order);
  *   - the tier is the cheapest that is safe: the books only, page
  *     attributes in place, the kernel's page migration, a copy under
- *     write protection; huge-page backings are refused, and so is another
- *     backing for a large block (its own mapping: no memfd run for it yet).
+ *     write protection; huge-page backings are refused.
  */
 #include "policy/mig/mig.h"
 
@@ -33,7 +32,7 @@ static const char *const mig_why_names[MIG_NWHY] = {
 	[MIG_R_NOUFFD] = "no_userfaultfd",
 	[MIG_R_MAPS] = "map_budget",
 	[MIG_R_BUSY] = "busy",
-	[MIG_R_LARGE] = "large_backing",
+	[MIG_R_LARGE] = "large_block",
 	[MIG_R_NUMA] = "move_pages",
 	[MIG_R_DEFAULT] = "default_heap",
 };
@@ -54,8 +53,8 @@ unsigned mig_tier_of(const mig_rsnap_t *a, const mig_rsnap_t *b, bool numa, int 
 		*why = MIG_R_HUGETLB;
 		return 0;
 	}
-	if (a->kind != b->kind)
-		return MIG_T_BACKING;
+	if (a->kind != b->kind || a->kind == HL_BACKING_MEMFD)
+		return MIG_T_BACKING;   /* two memfd regions: two memfds */
 	if (numa && a->node != b->node)
 		return MIG_T_NODE;
 	if (a->secure != b->secure)
@@ -192,8 +191,6 @@ void mig_plan(const mig_goal_t *g, const mig_rsnap_t *r, unsigned nr,
 			unsigned tier = 0;
 			if (w == MIG_OK)
 				tier = mig_tier_of(src, t, g->numa, &w);
-			if (w == MIG_OK && tier == MIG_T_BACKING && s->large)
-				w = MIG_R_LARGE;
 			if (w == MIG_OK && tier == MIG_T_BACKING && g->no_backing)
 				w = MIG_R_NOUFFD;
 			if (w == MIG_OK && (t->id >= HL_MAX_REGIONS ||

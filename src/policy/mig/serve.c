@@ -243,7 +243,7 @@ void mig_serve(mig_job_t *q)
 		uint64_t ns = 0, pns = 0;
 		for (int k = 0; k < MIG_BUSY_TRIES && why == MIG_R_BUSY; k++) {
 			const mig_sbsnap_t *sn = &mig_sb[m->sb];
-			why = sn->large ? mig_move_large(sn, region_at(m->to), m->tier, &ns)
+			why = sn->large ? mig_move_large(sn, region_at(m->to), m->tier, &ns, &pns)
 					: mig_move(sn, region_at(m->to), m->tier, &ns, &pns);
 			if (why == MIG_R_BUSY)
 				sched_yield();
