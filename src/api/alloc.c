@@ -68,11 +68,14 @@ static HL_NOINLINE void hl_free_large(void *p, const char *call)
 		return;
 	int saved = errno;
 	size_t len;
-	unsigned arena = large_free(p, call, &len);
+	bool unmap;
+	unsigned arena = large_free(p, call, &len, &unmap);
 	if (arena) {
-		/* A region's block: its region accounts for it first. */
+		/* A region's block: its region accounts for it first (the
+		 * coordinator unmaps one it was moving). */
 		region_large_freed(arena, p, len);
-		large_unmap_arena(p, len);
+		if (unmap)
+			lb_unmap(p, len);
 	}
 	decay_tick();
 	region_fire_events();   /* as in hl_alloc_slow */

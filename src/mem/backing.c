@@ -227,7 +227,7 @@ static void bk_units_free(bk_t *bk, uint32_t unit, unsigned order)
 /* Whatever backs the span at base now goes: fresh anonymous memory, as
  * the reservation's, is mapped over it; memfd offsets go back to their
  * backing.  False (nothing changed) if the kernel refuses the mapping. */
-static bool bk_span_unback(char *base, unsigned order)
+bool bk_span_unback(char *base, unsigned order)
 {
 	size_t bytes = HL_SLOT_SIZE << order;
 	uint32_t back = pm_back_get(base);
@@ -243,7 +243,7 @@ static bool bk_span_unback(char *base, unsigned order)
 }
 
 /* Map a free run of bk's offsets over the reservation span at base. */
-static int bk_memfd_back(bk_t *bk, char *base, unsigned order)
+int bk_memfd_back(bk_t *bk, char *base, unsigned order)
 {
 	size_t bytes = HL_SLOT_SIZE << order;
 	uint32_t unit = bk_units_take(bk, order);

@@ -9,8 +9,15 @@
  *
  * Range table: open-addressed tables keyed by start address, each twice
  * the size of the one before; entries are claimed and tombstoned by CAS.
- * An entry is {start, len}; start is a block's address or one of the
- * states below, which no lookup matches:
+ * An entry is {start, len}.  start is a block's word or one of the states
+ * below, which no lookup matches.  A block's word is its address (page
+ * aligned, below 2^48) with its arena in the top 16 bits and, in bit 0,
+ * LG_HELD while the coordinator moves it: a free tombstones the whole
+ * word by CAS and so learns from its own CAS which arena it freed from,
+ * and whether the unmap is its own or the mover's (as the anchor's epoch
+ * tells a small block's free its arena).  len is the block's bytes with
+ * what it was allocated under (reach | HL_NEED_*) in the top 16 bits.
+ * The states (address bits 0):
  *   LG_EMPTY    never used: ends a probe
  *   LG_TOMB     freed: reused by inserts
  *   LG_FILLING  claimed by an insert that has not published it yet
@@ -34,18 +41,25 @@
 #define LG_MOVING 3u
 
 typedef struct lg_ent {
-	uintptr_t start;
-	size_t len;     /* bytes | arena << 48 (arena 0: default, cacheable) */
+	uintptr_t start;   /* address | arena << 48 | LG_HELD (arena 0: default, cacheable) */
+	size_t len;        /* bytes | need << 48 */
 } lg_ent_t;
 
-#define LG_LEN(x) ((x) & (((size_t)1 << 48) - 1))
-#define LG_ARENA(x) ((unsigned)((x) >> 48))
+#define LG_LOW48 (((uintptr_t)1 << 48) - 1)
+#define LG_ADDR(s) ((s) & LG_LOW48 & ~(uintptr_t)(HL_PAGE - 1))
+#define LG_ARENA(s) ((unsigned)((s) >> 48))
+#define LG_HELD ((uintptr_t)1)
+#define LG_WORD(addr, arena) ((uintptr_t)(addr) | (uintptr_t)(arena) << 48)
+#define LG_LEN(x) ((x) & LG_LOW48)
+#define LG_NEED(x) ((uint32_t)((x) >> 48))
+_Static_assert(HL_MAX_ARENAS <= 1u << 16 && (HL_NEED_PINNED << 1) <= 1u << 16,
+	       "an arena and a need fit 16 bits");
 
 static lg_ent_t *lg_tab[LG_TABLES];
 static uint32_t lg_used[LG_TABLES];
 static uint32_t lg_cur;
 
-static inline bool lg_is_block(uintptr_t s) { return s > LG_MOVING; }
+static inline bool lg_is_block(uintptr_t s) { return LG_ADDR(s) != 0; }
 
 static inline size_t lg_cap(unsigned t) { return (size_t)1 << (LG_FIRST_BITS + t); }
 
@@ -113,12 +127,12 @@ static void lg_unclaim(lg_ent_t *e)
 	lf_store_release(&e->start, LG_TOMB);
 }
 
-static bool lg_insert(uintptr_t start, size_t len)
+static bool lg_insert(uintptr_t start, unsigned arena, size_t len)
 {
 	lg_ent_t *e = lg_claim(start);
 	if (!e)
 		return false;
-	lg_publish(e, start, len);
+	lg_publish(e, LG_WORD(start, arena), len);
 	return true;
 }
 
@@ -146,7 +160,7 @@ static lg_ent_t *lg_find(uintptr_t start)
 		for (size_t i = 0; i < cap; i++) {
 			lg_ent_t *e = &tab[(h + i) & (cap - 1)];
 			uintptr_t s = lf_load_acquire(&e->start);
-			if (s == start)
+			if (LG_ADDR(s) == start)
 				return e;
 			if (s == LG_EMPTY)
 				break;
@@ -166,8 +180,8 @@ int large_lookup(const void *p, size_t *size, uintptr_t *start)
 			if (!tab)
 				continue;
 			for (size_t i = 0; i < lg_cap(t); i++) {
-				uintptr_t s = lf_load_acquire(&tab[i].start);
-				if (lg_is_block(s) && a > s && a < s + LG_LEN(lf_load_relaxed(&tab[i].len))) {
+				uintptr_t s = LG_ADDR(lf_load_acquire(&tab[i].start));
+				if (s && a > s && a < s + LG_LEN(lf_load_relaxed(&tab[i].len))) {
 					*start = s;
 					return -1;
 				}
@@ -225,7 +239,7 @@ void *large_alloc(size_t size, size_t align, bool zero)
 			return NULL;
 		}
 	}
-	if (!lg_insert((uintptr_t)p, got)) {
+	if (!lg_insert((uintptr_t)p, 0, got)) {
 		if (heap)
 			lheap_free(p, got);
 		else
@@ -259,36 +273,43 @@ static HL_COLD void lg_bad(const void *p, const char *call)
 	hl_fatal(call, p, HL_WHY_INVALID);
 }
 
-unsigned large_free(void *p, const char *call, size_t *len)
+/* The arena freed from is the one in the word this CAS replaced: a mover
+ * that retagged the block just before is seen, one just after finds the
+ * tombstone.  A CAS fails only when a mover took or let go of the block
+ * meanwhile (lock-free: the free never waits for it). */
+unsigned large_free(void *p, const char *call, size_t *len, bool *unmap)
 {
 	lg_ent_t *e = lg_find((uintptr_t)p);
 	if (!e)
 		lg_bad(p, call);
 	size_t tagged = lf_load_relaxed(&e->len);
-	uintptr_t s = (uintptr_t)p;
-	if (!lf_cas_strong_acq_rel(&e->start, &s, LG_TOMB))
-		hl_fatal(call, p, HL_WHY_FREE_LARGE);
+	uintptr_t s = lf_load_acquire(&e->start);
+	HL_HOOK("large_free_read");
+	do {
+		if (LG_ADDR(s) != (uintptr_t)p)
+			hl_fatal(call, p, HL_WHY_FREE_LARGE);
+	} while (!lf_cas_strong_acq_rel(&e->start, &s, LG_TOMB));
 	*len = LG_LEN(tagged);
-	if (LG_ARENA(tagged))
-		return LG_ARENA(tagged);   /* the caller accounts, then unmaps */
+	*unmap = !(s & LG_HELD);   /* held: the mover unmaps it when done */
+	if (LG_ARENA(s))
+		return LG_ARENA(s);   /* the caller accounts, then unmaps */
 	lg_release(p, *len);
 	return 0;
 }
 
-void large_unmap_arena(void *p, size_t len)
+bool large_publish_arena(void *p, size_t len, unsigned arena, uint32_t need)
 {
-	os_unmap(p, len);   /* unlocks secure pages too */
+	return lg_insert((uintptr_t)p, arena, len | ((size_t)need << 48));
 }
 
 /* A fresh mapping reads as zero: no zeroing is needed here. */
-void *large_alloc_arena(size_t size, size_t align, unsigned arena,
+void *large_alloc_arena(size_t len, size_t align, unsigned arena, uint32_t need,
 			bool secure, int *err)
 {
-	size_t len;
 	*err = HL_ENOMEM;
-	if (!os_page_round(size, &len) || len >> 48)
+	if (len >> 48)
 		return NULL;
-	void *p = os_map_aligned(len, align > HL_PAGE ? align : HL_PAGE);
+	void *p = os_map_aligned(len, align > HL_SLOT_SIZE ? align : HL_SLOT_SIZE);
 	if (!p)
 		return NULL;
 	if (secure && !os_lock(p, len)) {
@@ -297,7 +318,7 @@ void *large_alloc_arena(size_t size, size_t align, unsigned arena,
 		*err = HL_EPERM;
 		return NULL;
 	}
-	if (!lg_insert((uintptr_t)p, len | ((size_t)arena << 48))) {
+	if (!large_publish_arena(p, len, arena, need)) {
 		os_unmap(p, len);
 		return NULL;
 	}
@@ -310,11 +331,12 @@ int large_arena_of(const void *p)
 	if ((uintptr_t)p & (HL_PAGE - 1))
 		return -1;
 	lg_ent_t *e = lg_find((uintptr_t)p);
-	return e ? (int)LG_ARENA(lf_load_relaxed(&e->len)) : -1;
+	uintptr_t s = e ? lf_load_acquire(&e->start) : 0;
+	return LG_ADDR(s) == (uintptr_t)p ? (int)LG_ARENA(s) : -1;
 }
 
 size_t large_reset(bool (*pick)(unsigned arena, void *ctx),
-		   void (*freed)(unsigned arena, void *p, size_t len, void *ctx),
+		   void (*freed)(unsigned arena, void *p, size_t len, bool unmap, void *ctx),
 		   void *ctx)
 {
 	size_t n = 0;
@@ -324,34 +346,70 @@ size_t large_reset(bool (*pick)(unsigned arena, void *ctx),
 			continue;
 		for (size_t i = 0; i < lg_cap(t); i++) {
 			uintptr_t s = lf_load_acquire(&tab[i].start);
-			if (!lg_is_block(s))
+			if (!lg_is_block(s) || !LG_ARENA(s) || !pick(LG_ARENA(s), ctx))
 				continue;
-			size_t tagged = lf_load_relaxed(&tab[i].len);
-			if (!LG_ARENA(tagged) || !pick(LG_ARENA(tagged), ctx))
-				continue;
+			size_t len = LG_LEN(lf_load_relaxed(&tab[i].len));
 			if (!lf_cas_strong_acq_rel(&tab[i].start, &s, LG_TOMB))
 				continue;
-			freed(LG_ARENA(tagged), (void *)s, LG_LEN(tagged), ctx);
-			lg_unmap((void *)s, LG_LEN(tagged));
+			freed(LG_ARENA(s), (void *)LG_ADDR(s), len, !(s & LG_HELD), ctx);
 			n++;
 		}
 	}
 	return n;
 }
 
-size_t large_count(bool (*pick)(unsigned arena, void *ctx), void *ctx)
+/* ---- the coordinator's side ---------------------------------------------
+ *
+ * A mover holds a block (LG_HELD set by CAS on its word), changes what it
+ * must (attributes, node, backing), and lets go by the CAS that retags it
+ * to the target arena.  A free meanwhile goes through (its CAS replaces
+ * the held word, booked to the arena before the move) and leaves the
+ * unmap to the mover, whose let-go CAS then fails: so the mover never
+ * touches pages the kernel may have handed to someone else.  Only the
+ * coordinator thread calls these. */
+
+void large_each(void (*fn)(void *p, size_t len, unsigned arena, uint32_t need, void *ctx),
+		void *ctx)
 {
-	size_t n = 0;
 	for (unsigned t = 0; t < LG_TABLES; t++) {
 		lg_ent_t *tab = lf_load_acquire(&lg_tab[t]);
 		for (size_t i = 0; tab && i < lg_cap(t); i++) {
 			uintptr_t s = lf_load_acquire(&tab[i].start);
-			size_t tagged = lf_load_relaxed(&tab[i].len);
-			if (lg_is_block(s) && LG_ARENA(tagged) && pick(LG_ARENA(tagged), ctx))
-				n++;
+			size_t len = lf_load_relaxed(&tab[i].len);
+			if (lg_is_block(s) && LG_ARENA(s))
+				fn((void *)LG_ADDR(s), LG_LEN(len), LG_ARENA(s), LG_NEED(len), ctx);
 		}
 	}
-	return n;
+}
+
+bool large_info(const void *p, unsigned *arena, size_t *len, uint32_t *need)
+{
+	lg_ent_t *e = (uintptr_t)p & (HL_PAGE - 1) ? NULL : lg_find((uintptr_t)p);
+	if (!e)
+		return false;
+	size_t l = lf_load_relaxed(&e->len);
+	uintptr_t s = lf_load_acquire(&e->start);
+	if (LG_ADDR(s) != (uintptr_t)p)
+		return false;
+	*arena = LG_ARENA(s);
+	*len = LG_LEN(l);
+	*need = LG_NEED(l);
+	return true;
+}
+
+bool large_hold(void *p, unsigned arena)
+{
+	lg_ent_t *e = arena ? lg_find((uintptr_t)p) : NULL;
+	uintptr_t s = LG_WORD(p, arena);
+	return e && lf_cas_strong_acq_rel(&e->start, &s, s | LG_HELD);
+}
+
+bool large_let_go(void *p, unsigned from, unsigned to)
+{
+	lg_ent_t *e = lg_find((uintptr_t)p);   /* p is still mapped: no other block there */
+	uintptr_t s = LG_WORD(p, from) | LG_HELD;
+	HL_HOOK("large_held");
+	return e && lf_cas_strong_acq_rel(&e->start, &s, LG_WORD(p, to));
 }
 
 /* Shrink in place; the entry, LG_MOVING, names only what is kept before
@@ -398,7 +456,7 @@ static void *lg_grow_warm(lg_ent_t *e, char *p, size_t len, size_t want)
 	char *w = lcache_take(want, &got);
 	if (!w)
 		return NULL;
-	if (!lg_insert((uintptr_t)w, got)) {
+	if (!lg_insert((uintptr_t)w, 0, got)) {
 		if (!lcache_put(w, got))
 			lg_unmap(w, got);
 		return NULL;
@@ -448,9 +506,9 @@ void *large_realloc(void *p, size_t size)
 	lg_ent_t *e = lg_find((uintptr_t)p);
 	if (!e)
 		lg_bad(p, "realloc");
-	size_t len = lf_load_relaxed(&e->len);
-	if (LG_ARENA(len))
+	if (LG_ARENA(lf_load_acquire(&e->start)))
 		return NULL;   /* region blocks are reallocated by policy/place.c */
+	size_t len = lf_load_relaxed(&e->len);   /* a default-arena block's: no need bits */
 	size_t want;
 	if (!os_page_round(size, &want)) {
 		errno = ENOMEM;

@@ -133,12 +133,12 @@ void bk_span_put(hl_account_t *ac, char *base, uint32_t span, unsigned order);
 /* Registered hook: told after a charge or a release changed bk->backed
  * (policy/region.c watches the watermarks with it). */
 void bk_set_level_hook(void (*fn)(bk_t *bk));
-/* Whether bk serves superblocks only (blocks up to 32 KiB): every backing
- * but ANON (policy/place.c's large-block path should ask this rather
- * than read bk->pool). */
+/* Whether bk serves superblocks only (blocks up to 32 KiB): the pools,
+ * HUGETLB and BUFFER, whose addresses are their own (policy/place.c's
+ * large-block path should ask this rather than read bk->pool). */
 static inline bool bk_small_only(const bk_t *bk)
 {
-	return bk->kind != HL_BACKING_ANON;
+	return bk->kind != HL_BACKING_ANON && bk->kind != HL_BACKING_MEMFD;
 }
 /* What backs the live span at base now: the backing whose memfd offset it
  * is (its offset in *off), or NULL for anonymous memory. */
@@ -158,6 +158,14 @@ int bk_span_move(char *base, unsigned order, bk_t *to, const char **why);
  * charged already (bk_reserve, before the move began, so that a full
  * target refuses before anything changed); `from` is released here. */
 void bk_span_handover(hl_account_t *to, hl_account_t *from, unsigned order);
+
+/* Also the pieces of large blocks (mem/lback.c): bk_memfd_back maps a
+ * run of bk's memfd offsets over the fresh span at base, (1 << order)
+ * slots (HL_OK, or HL_ENOMEM / HL_EPERM as bk_span_get); bk_span_unback
+ * gives a span anonymous memory again and its offsets back (false: the
+ * kernel refused the mapping, nothing changed). */
+int bk_memfd_back(bk_t *bk, char *base, unsigned order);
+bool bk_span_unback(char *base, unsigned order);
 
 /* ---- rebind.c ----------------------------------------------------------- */
 /* Whether backing moves can be made here (userfaultfd probed on the first
@@ -245,10 +253,16 @@ void desc_test_seed_pages(uint32_t n);
 
 /* ---- large.c ------------------------------------------------------------ */
 void *large_alloc(size_t size, size_t align, bool zero);
-/* A large block for arena (not 0): its own mapping, tagged in the range
- * table, never cached; secure ones locked and kept out of dumps. */
-void *large_alloc_arena(size_t size, size_t align, unsigned arena,
+/* A large block for arena (not 0): its own anonymous mapping of len
+ * bytes (lb_len: whole slots, slot-aligned, so that memfd offsets can
+ * back its pieces), tagged in the range table with what it was allocated
+ * under (need: reach | HL_NEED_*), never cached; secure ones locked and
+ * kept out of dumps. */
+void *large_alloc_arena(size_t len, size_t align, unsigned arena, uint32_t need,
 			bool secure, int *err);
+/* Enter the region block [p, p + len) that the caller mapped into the
+ * range table; false (nothing entered) when the table cannot grow. */
+bool large_publish_arena(void *p, size_t len, unsigned arena, uint32_t need);
 /* Arena of the large block at p (0: default), or -1 if p is not one. */
 int large_arena_of(const void *p);
 /* 1 and *size if p starts a large block, 0 if it is unknown, -1 (and
@@ -256,19 +270,28 @@ int large_arena_of(const void *p);
 int large_lookup(const void *p, size_t *size, uintptr_t *start);
 /* Free the large block at p.  A default-arena block is done with (0 is
  * returned); a block of another arena is taken out of the range table and
- * its arena id returned with its length in *len: the caller accounts for
- * it and then gives it to large_unmap_arena. */
-unsigned large_free(void *p, const char *call, size_t *len);
-void large_unmap_arena(void *p, size_t len);
+ * its arena id returned (the arena its tombstoning CAS saw) with its
+ * length in *len: the caller accounts for it and then, if *unmap, gives it
+ * to lb_unmap (else a mover holds it and unmaps it). */
+unsigned large_free(void *p, const char *call, size_t *len, bool *unmap);
 /* Take out every large block of the arenas for which pick(arena) is true;
- * freed(arena, p, len) is told of each before its pages go. */
+ * freed(arena, p, len, unmap) is told of each, and gives it to lb_unmap
+ * if unmap (else a mover holds it and unmaps it). */
 size_t large_reset(bool (*pick)(unsigned arena, void *ctx),
-		   void (*freed)(unsigned arena, void *p, size_t len, void *ctx),
+		   void (*freed)(unsigned arena, void *p, size_t len, bool unmap, void *ctx),
 		   void *ctx);
-/* How many large blocks the arenas for which pick(arena) is true hold
- * (a moment's count: blocks come and go meanwhile). */
-size_t large_count(bool (*pick)(unsigned arena, void *ctx), void *ctx);
 void *large_realloc(void *p, size_t size);
+/* The coordinator's side (its thread only).  large_each calls fn on every
+ * large block of an arena other than 0 (a moment's view).  large_info:
+ * the block starting at p, false if none.  large_hold marks the block at
+ * p of arena held (false: freed or moved since); large_let_go retags it
+ * from arena `from` to `to` (equal: unchanged) and lets go; false when it
+ * was freed while held: the caller then gives it to lb_unmap. */
+void large_each(void (*fn)(void *p, size_t len, unsigned arena, uint32_t need, void *ctx),
+		void *ctx);
+bool large_info(const void *p, unsigned *arena, size_t *len, uint32_t *need);
+bool large_hold(void *p, unsigned arena);
+bool large_let_go(void *p, unsigned from, unsigned to);
 /* Give back the page heap's free pages and the cached mappings unused for
  * HEAPLIB_DECAY_MS (all: every one); returns the bytes. */
 size_t large_trim(bool all);
@@ -277,6 +300,24 @@ size_t large_trim(bool all);
  * new table mapped (0: the next insert of a new address maps one). */
 size_t large_test_table_room(void);
 #endif
+
+/* ---- lback.c ------------------------------------------------------------ */
+/* What backs a region's large blocks: their own anonymous mapping, cut
+ * into pieces (spans of 1, 2, 4 or 8 slots, the longest first) that a
+ * memfd region's offsets back.  lb_len: the length of a region block of
+ * size bytes (whole slots); false past the range table's 2^48. */
+bool lb_len(size_t size, size_t *len);
+/* A block of len bytes (lb_len) for arena in a region of backing bk:
+ * NULL with *err (HL_ENOMEM, HL_EPERM) as large_alloc_arena. */
+void *lb_alloc(bk_t *bk, size_t len, size_t align, unsigned arena, uint32_t need, int *err);
+/* A region block taken out of the range table: its pieces' offsets go
+ * back to their memfd, its pages to the kernel (its owner only). */
+void lb_unmap(void *p, size_t len);
+/* Change what backs every piece of the held block [p, p + len) to
+ * backing `to` (bk_span_move on each, in place); from is what backed them
+ * (the source region's backing).  Returns as bk_span_move; on a refusal
+ * the pieces moved go back to from first. */
+int lb_move(char *p, size_t len, bk_t *to, bk_t *from, const char **why);
 
 /* ---- lheap.c ------------------------------------------------------------ */
 /* A run of len bytes (page-rounded, at most 32 MiB) of the page heap, its

@@ -189,9 +189,9 @@ static void *place_alloc_in_once(struct hl_region *r, sb_arena_t *a, size_t size
 		return NULL;
 	}
 	size_t len;
-	if (!os_page_round(size, &len) || !bk_reserve(&a->acct, len, err))
+	if (!lb_len(size, &len) || !bk_reserve(&a->acct, len, err))
 		return NULL;
-	p = large_alloc_arena(size, align, a->id, r->bk->secure, err);
+	p = lb_alloc(r->bk, len, align, a->id, need, err);
 	if (!p) {
 		bk_unreserve(&a->acct, len);
 		return NULL;
@@ -396,10 +396,14 @@ void *place_realloc(void *p, unsigned arena, size_t old, size_t size)
 	struct hl_region *r = region_at(a->region);
 	void *q = NULL;
 	int err = HL_ENOMEM;
-	/* The new block inherits what the old one's superblock was
+	/* The new block inherits what the old one (or its superblock) was
 	 * allocated under. */
 	hl_desc_t *d = place_desc_of(p);
 	uint32_t need = d ? lf_load_relaxed(&d->need) : place_need_of(0, 0);
+	unsigned la;
+	size_t ll;
+	if (!d)
+		large_info(p, &la, &ll, &need);
 	if (HL_UNLIKELY(lf_load_relaxed(&r->inherited)))
 		hl_fatal("realloc", p, HL_WHY_INHERITED);
 	if (region_enter(r))

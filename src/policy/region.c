@@ -482,10 +482,12 @@ static bool region_reset_pick(unsigned arena, void *ctx)
 	return arena < HL_MAX_ARENAS && region_arena_ok(sb_arena(arena), c->r);
 }
 
-static void region_reset_large(unsigned arena, void *p, size_t len, void *ctx)
+static void region_reset_large(unsigned arena, void *p, size_t len, bool unmap, void *ctx)
 {
 	(void)ctx;
 	region_large_freed(arena, p, len);
+	if (unmap)
+		lb_unmap(p, len);   /* else the coordinator, which holds it, does */
 }
 
 /* The blocks of a are gone: take them off its task's books. */

@@ -61,6 +61,23 @@ int main(void)
 	hl_region_stats(b, &st);
 	is_int((long long)st.blocks_live, 0, "and its free was booked to b");
 	is_str(mig_why_name(MIG_R_NUMA), "move_pages", "the refusal's name");
+	/* A large block: the same call over its pages, in batches. */
+	void *lg = NULL;
+	if (hl_alloc(600 << 10, &pa, 0, &lg) != HL_OK)
+		bail_out("large alloc");
+	memset(lg, 0x24, 600 << 10);
+	mig_sbsnap_t ls = { .desc = (uint32_t)arena_id_of(lg), .base = lg, .large = true,
+			    .region = s.region, .need = HL_REACH_SYS, .allowed = ~(uint64_t)0,
+			    .bytes = 640 << 10 };   /* whole slots */
+	ls.region = sb_arena(ls.desc)->region;
+	is_int(mig_move_large(&ls, far, MIG_T_NODE, &ns, &pns), MIG_R_NUMA,
+	       "a large block: move_pages to a missing node is refused");
+	ok(hl_region_of(lg) == a && ((unsigned char *)lg)[(600 << 10) - 1] == 0x24, "and it stays");
+	is_int(mig_move_large(&ls, b, MIG_T_NODE, &ns, &pns), MIG_OK, "to node 0 it goes through");
+	ok(hl_region_of(lg) == b && ((unsigned char *)lg)[0] == 0x24, "b's now, bytes kept");
+	hl_free(lg);
+	hl_region_stats(b, &st);
+	ok(st.blocks_live == 0 && st.bytes_live == 0, "its free was booked to b");
 	hl_region_delete(a);
 	hl_region_delete(b);
 	hl_region_delete(far);

@@ -71,6 +71,13 @@ int main(void)
 	p = run(&evac, r, 6, s, 1, mv);
 	ok(p.status == HL_OK && mv[0].to == 0, "another task's may go to region 0");
 	r[2].open = r[3].open = r[4].open = r[5].open = true;
+	/* As near as region 3: malloc's heap is the spill of last resort. */
+	r[0].node = 1;
+	s[0] = S(10, 1, 0, HL_REACH_SYS);
+	p = run(&evac, r, 6, s, 1, mv);
+	ok(p.status == HL_OK && mv[0].to == 3,
+	   "of two equally near targets, a region of the program's before malloc's heap (%u)", mv[0].to);
+	r[0].node = 2;
 
 	/* Pinned, CPU-private: an evacuation that would leave one is refused
 	 * whole. */
@@ -117,6 +124,14 @@ int main(void)
 	ok(p.status == HL_EBUSY && p.refused[MIG_R_NOUFFD] == 1,
 	   "without userfaultfd that move is refused at planning (no_userfaultfd)");
 	evac.no_backing = false;
+	s[0].large = true;   /* a large block: the same rules, the same tier */
+	p = run(&evac, r, 6, s, 1, mv);
+	ok(p.nmoves == 1 && mv[0].to == 5 && mv[0].tier == MIG_T_BACKING,
+	   "a large block is planned as a superblock of one block (tier %u)", mv[0].tier);
+	s[0].large = false;
+	int w;
+	is_int(mig_tier_of(&r[5], &r[5], false, &w), MIG_T_BACKING,
+	       "between two memfd regions a move is a copy (two memfds), never the books alone");
 	r[5].open = false;
 	p = run(&evac, r, 6, s, 1, mv);
 	ok(p.refused[MIG_R_REACH] == 1, "without it, refused for reach");

@@ -17,5 +17,7 @@
 #define HOOK_BK_MEMFD_PUBLISH "bk_memfd_publish"  /* a memfd span mapped, not yet published */
 #define HOOK_BK_FORK_SCANNED "bk_fork_scanned"    /* fork's prepare: the memfd spans scanned and held */
 #define HOOK_BK_FORK_HOLD_NEW "bk_fork_hold_new"  /* a span made during fork, about to hold itself */
+#define HOOK_LARGE_FREE_READ "large_free_read" /* a large block's word read, not yet tombstoned */
+#define HOOK_LARGE_HELD "large_held"            /* a moved large block, not yet let go of */
 
 #endif

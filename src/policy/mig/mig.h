@@ -2,12 +2,16 @@
  * policy/mig/: nomadic memory, the coordinator (DESIGN.md section 5).  The
  * rule of this folder: its files call policy/ (placement, tasks,
  * regions), core/, mem/, base/ and lf/, and each other only along
- * coord -> serve -> move, serve -> plan; never api/.
+ * coord -> serve -> move, serve -> move_large -> move, serve -> plan;
+ * never api/.
  *
  *   plan.c   which superblock goes where: pure (snapshots of regions and
  *            superblocks in, a list of moves out), tested without threads
  *   move.c   moves one superblock: claim it from the core, change what
  *            backs it or only its books, retag its slot records, release
+ *   move_large.c  moves one large block of a region (a superblock of one
+ *            block): hold its range-table word, change its pages' attributes
+ *            or node, retag it by CAS, move its books
  *   serve.c  one job: snapshots, the plan, the moves, the statistics
  *   coord.c  when: the coordinator thread, its request queue (liburcu's
  *            wfcqueue through lf/wfq.h), waiting with a bound, background
@@ -41,8 +45,11 @@ enum mig_why {
 	MIG_R_NOUFFD,    /* backing moves need userfaultfd (see the reason) */
 	MIG_R_MAPS,      /* the mapping budget (vm.max_map_count / 2) */
 	MIG_R_BUSY,      /* its superblock could not be claimed (in use) */
-	MIG_R_LARGE,     /* large blocks do not move yet */
+	MIG_R_LARGE,     /* unused since large blocks move: kept so that the
+			  * numbers of the reasons after it stay */
 	MIG_R_NUMA,      /* move_pages refused */
+	MIG_R_DEFAULT,   /* malloc's own large blocks (its page heap's and
+			  * cache's) neither move nor take a region's */
 	MIG_NWHY
 };
 
@@ -62,10 +69,12 @@ typedef struct mig_rsnap {
 	uint64_t wlow;          /* its low watermark (0: none) */
 } mig_rsnap_t;
 
-/* A superblock (or, later, a large block) as the planner sees it. */
+/* A superblock, or a region's large block, as the planner sees it. */
 typedef struct mig_sbsnap {
-	uint32_t desc;          /* descriptor index */
-	char *base;             /* its span (a descriptor reused meanwhile has another) */
+	uint32_t desc;          /* descriptor index; a large block: its arena */
+	char *base;             /* its span (a descriptor reused meanwhile has another);
+				 * a large block: its address */
+	bool large;             /* a large block (its own mapping, one block) */
 	uint32_t region;        /* where it is */
 	uint32_t task;          /* the task's id (0: the default task) */
 	uint32_t need;          /* hl_desc_t.need: reach | HL_NEED_* */
@@ -124,6 +133,26 @@ const char *mig_why_name(int why);
  * protection, at most, in *protect_ns. */
 int mig_move(const mig_sbsnap_t *s, struct hl_region *to, unsigned tier, uint64_t *ns,
 	     uint64_t *protect_ns);
+/* Whether region to may take memory allocated under need (reach |
+ * HL_NEED_*), secure if its task or region is: MIG_OK or the reason. */
+int mig_target_why(const struct hl_region *to, uint32_t need, bool secure);
+/* The target's side of a move of bytes of task t's memory: region to's
+ * teardown handshake entered, t's arena there, the bytes reserved in its
+ * account (a full target refuses before anything changed).  NULL with
+ * *why when any of those fails (nothing held); else the arena, given
+ * back with mig_target_done, which gives back unreserve bytes of the
+ * reservation too (0 once the move made them the memory's charge). */
+sb_arena_t *mig_target_take(struct hl_region *to, struct hl_task *t, uint64_t bytes, int *why);
+void mig_target_done(struct hl_region *to_r, sb_arena_t *to, uint64_t unreserve);
+/* The reason for what a backing move (bk_span_move, lb_move) returned. */
+int mig_backing_why(int e, const char *why);
+/* Tier 3: the kernel moves the pages of [base, base + len) to node. */
+int mig_pages_to_node(char *base, size_t len, int node);
+
+/* ---- move_large.c ------------------------------------------------------- */
+/* As mig_move, for a snapshot of a region's large block (s->large). */
+int mig_move_large(const mig_sbsnap_t *s, struct hl_region *to, unsigned tier, uint64_t *ns,
+		   uint64_t *protect_ns);
 
 /* ---- serve.c ------------------------------------------------------------ */
 /* One job of the coordinator: what it is about, and what came of it. */

@@ -30,30 +30,39 @@
  * descriptor of a snapshot (0 and 1 are the partial lists'). */
 #define MOVE_HP 2
 
-static bool move_qualifies(const struct hl_region *to, uint32_t need, bool task_secure)
+int mig_target_why(const struct hl_region *to, uint32_t need, bool secure)
 {
 	unsigned reach = need & REGION_REACH_ALL;
-	if (need & (HL_NEED_PINNED | HL_REACH_CPU))
-		return false;
+	if (need & HL_NEED_PINNED)
+		return MIG_R_PINNED;
+	if (need & HL_REACH_CPU)
+		return MIG_R_CPU;
 	if ((lf_load_relaxed(&to->reach) & reach) != reach)
-		return false;
-	return !((need & HL_NEED_SECURE) || task_secure) || lf_load_relaxed(&to->bk->secure);
+		return MIG_R_REACH;
+	if (((need & HL_NEED_SECURE) || secure) && !lf_load_relaxed(&to->bk->secure))
+		return MIG_R_SECURE;
+	return MIG_OK;
 }
 
-/* Tier 3: the kernel moves the pages to the target's node.  One node
- * here: the call is made, and its refusals are ours. */
-static int move_node(hl_desc_t *d, int node)
+/* Tier 3: the kernel moves the pages to the target's node, a batch of
+ * pages a call.  One node here: the call is made, and its refusals are
+ * ours. */
+int mig_pages_to_node(char *base, size_t len, int node)
 {
-	enum { MAXP = HL_MAX_SB_SLOTS * (HL_SLOT_SIZE / HL_PAGE) };
-	void *pages[MAXP];
-	int nodes[MAXP], status[MAXP];
-	unsigned long n = ((unsigned long)d->nslots << HL_SLOT_SHIFT) / HL_PAGE;
-	for (unsigned long i = 0; i < n; i++) {
-		pages[i] = d->base + i * HL_PAGE;
-		nodes[i] = node;
-	}
+	enum { BATCH = HL_MAX_SB_SLOTS * (HL_SLOT_SIZE / HL_PAGE) };
+	void *pages[BATCH];
+	int nodes[BATCH], status[BATCH];
+	size_t n = len / HL_PAGE;
 	int saved = errno;
-	long rc = syscall(SYS_move_pages, 0, n, pages, nodes, status, 2 /* MPOL_MF_MOVE (1 << 1) */);
+	long rc = 0;
+	for (size_t i = 0; i < n && rc >= 0; i += BATCH) {
+		unsigned long k = n - i < BATCH ? n - i : BATCH;
+		for (unsigned long j = 0; j < k; j++) {
+			pages[j] = base + (i + j) * HL_PAGE;
+			nodes[j] = node;
+		}
+		rc = syscall(SYS_move_pages, 0, k, pages, nodes, status, 2 /* MPOL_MF_MOVE (1 << 1) */);
+	}
 	errno = saved;
 	return rc < 0 ? MIG_R_NUMA : MIG_OK;
 }
@@ -68,12 +77,40 @@ static int move_backing(hl_desc_t *d, bk_t *to, uint64_t *protect_ns)
 	uint64_t t0 = os_now_ns();
 	int e = bk_span_move(d->base, (unsigned)__builtin_ctz(d->nslots), to, &why);
 	*protect_ns = os_now_ns() - t0;
+	return mig_backing_why(e, why);
+}
+
+int mig_backing_why(int e, const char *why)
+{
 	switch (e) {
 	case HL_OK: return MIG_OK;
 	case HL_EPERM: return MIG_R_NOUFFD;
 	case HL_EINVAL: return MIG_R_BUFFER;
 	default: return why && why[0] == 'm' ? MIG_R_MAPS : MIG_R_NOROOM;
 	}
+}
+
+sb_arena_t *mig_target_take(struct hl_region *to_r, struct hl_task *t, uint64_t bytes, int *why)
+{
+	int err;
+	*why = MIG_R_NOROOM;
+	if (region_enter(to_r)) {
+		sb_arena_t *to = task_arena_use(t, to_r);
+		if (to && bk_reserve(&to->acct, bytes, &err))
+			return to;   /* arena 0's account charges only its bytes */
+		if (to)
+			task_arena_done(to);
+	}
+	region_leave(to_r);
+	return NULL;
+}
+
+void mig_target_done(struct hl_region *to_r, sb_arena_t *to, uint64_t unreserve)
+{
+	if (unreserve)
+		bk_unreserve(&to->acct, unreserve);
+	task_arena_done(to);
+	region_leave(to_r);
 }
 
 int mig_move(const mig_sbsnap_t *s, struct hl_region *to_r, unsigned tier, uint64_t *ns,
@@ -99,33 +136,21 @@ int mig_move(const mig_sbsnap_t *s, struct hl_region *to_r, unsigned tier, uint6
 	struct hl_region *fr = region_at(from->region);
 	struct hl_task *t = from->task;
 	uint64_t bytes = s->bytes;
-	sb_arena_t *to = NULL;
-	int err;
-	if (!region_enter(to_r)) {
-		why = MIG_R_NOROOM;
-		goto out_leave;
-	}
-	to = task_arena_use(t, to_r);
+	sb_arena_t *to = mig_target_take(to_r, t, bytes, &why);
 	if (!to) {
-		why = MIG_R_NOROOM;
-		goto out_leave;
-	}
-	if (!bk_reserve(&to->acct, bytes, &err)) {
-		why = MIG_R_NOROOM;
-		goto out_done;
+		lf_hp_clear(hp, MOVE_HP);
+		return why;
 	}
 	if (!sb_claim(d)) {
 		why = MIG_R_BUSY;
-		goto out_unreserve;
+		goto out;
 	}
 	uint32_t need = lf_load_acquire(&d->need);
 	why = MIG_OK;
 	if (desc_arena_id(d) != fai || d->base != s->base)
 		why = MIG_R_BUSY;   /* another superblock since the snapshot */
-	else if (need & HL_NEED_PINNED)
-		why = MIG_R_PINNED;
-	else if (!move_qualifies(to_r, need, t->secure || fr->bk->secure))
-		why = MIG_R_SECURE;
+	else
+		why = mig_target_why(to_r, need, t->secure || fr->bk->secure);
 	if (why == MIG_OK) {
 		bk_t *fb = fr->bk, *tb = to_r->bk;
 		switch (tier) {
@@ -134,7 +159,7 @@ int mig_move(const mig_sbsnap_t *s, struct hl_region *to_r, unsigned tier, uint6
 				why = MIG_R_SECURE;
 			break;
 		case MIG_T_NODE:
-			why = move_node(d, lf_load_relaxed(&to_r->node));
+			why = mig_pages_to_node(d->base, bytes, lf_load_relaxed(&to_r->node));
 			break;
 		case MIG_T_BACKING:
 			why = move_backing(d, tb, protect_ns);
@@ -145,7 +170,7 @@ int mig_move(const mig_sbsnap_t *s, struct hl_region *to_r, unsigned tier, uint6
 	}
 	if (why != MIG_OK) {
 		sb_release_owned(d);
-		goto out_unreserve;
+		goto out;
 	}
 	uint32_t live = sb_retag_owned(d, to);
 	int64_t lb = (int64_t)live * sc_table[d->cls].size;
@@ -156,17 +181,12 @@ int mig_move(const mig_sbsnap_t *s, struct hl_region *to_r, unsigned tier, uint6
 	lf_store_relaxed(&to->last_ms, os_now_ms());
 	sb_release_owned(d);
 	task_note_move(t, fr->id, to_r->id, bytes);
-	task_arena_done(to);
-	region_leave(to_r);
+	mig_target_done(to_r, to, 0);
 	lf_hp_clear(hp, MOVE_HP);
 	*ns = os_now_ns() - t0;
 	return MIG_OK;
-out_unreserve:
-	bk_unreserve(&to->acct, bytes);
-out_done:
-	task_arena_done(to);
-out_leave:
-	region_leave(to_r);
+out:
+	mig_target_done(to_r, to, bytes);
 	lf_hp_clear(hp, MOVE_HP);
 	return why;
 }

@@ -34,6 +34,7 @@ static const char *const mig_why_names[MIG_NWHY] = {
 	[MIG_R_BUSY] = "busy",
 	[MIG_R_LARGE] = "large_block",
 	[MIG_R_NUMA] = "move_pages",
+	[MIG_R_DEFAULT] = "default_heap",
 };
 
 const char *mig_why_name(int why)
@@ -52,8 +53,8 @@ unsigned mig_tier_of(const mig_rsnap_t *a, const mig_rsnap_t *b, bool numa, int 
 		*why = MIG_R_HUGETLB;
 		return 0;
 	}
-	if (a->kind != b->kind)
-		return MIG_T_BACKING;
+	if (a->kind != b->kind || a->kind == HL_BACKING_MEMFD)
+		return MIG_T_BACKING;   /* two memfd regions: two memfds */
 	if (numa && a->node != b->node)
 		return MIG_T_NODE;
 	if (a->secure != b->secure)
@@ -89,6 +90,8 @@ static int plan_fits(const mig_sbsnap_t *s, const mig_rsnap_t *src, const mig_rs
 	if (!t->open || t->id == s->region || (g->to && !(g->to >> t->id & 1)) ||
 	    !(s->allowed >> t->id & 1))
 		return MIG_R_NOROOM;
+	if (s->large && s->task == 0 && t->id == 0)
+		return MIG_R_DEFAULT;   /* a region's mapping never joins malloc's large blocks */
 	if ((t->reach & reach) != reach)
 		return MIG_R_REACH;
 	if (((s->need & HL_NEED_SECURE) || s->task_secure || src->secure) && !t->secure)
@@ -116,7 +119,7 @@ static int plan_rank(int why)
 	switch (why) {
 	case MIG_OK: return -1;
 	case MIG_R_NOROOM: return 0;
-	case MIG_R_REACH: return 1;
+	case MIG_R_REACH: case MIG_R_DEFAULT: return 1;
 	case MIG_R_SECURE: return 2;
 	default: return 3;
 	}
@@ -198,9 +201,14 @@ void mig_plan(const mig_goal_t *g, const mig_rsnap_t *r, unsigned nr,
 					first_why = w;
 				continue;
 			}
+			/* Nearest, then cheapest, then a region of the
+			 * program's before malloc's own heap (the spill of
+			 * last resort), then the lowest id. */
 			unsigned d = plan_dist(g->node >= 0 ? g->node : src->node, t->node);
 			if (!best || d < best_d || (d == best_d && tier < best_tier) ||
-			    (d == best_d && tier == best_tier && t->id < best->id)) {
+			    (d == best_d && tier == best_tier &&
+			     ((t->id != 0) > (best->id != 0) ||
+			      ((t->id != 0) == (best->id != 0) && t->id < best->id)))) {
 				best = t;
 				best_tier = tier;
 				best_d = d;

@@ -65,40 +65,39 @@ typedef struct mig_scan {
 	const mig_job_t *q;
 	size_t n;
 	const void *ptr_base;   /* MIG_J_PTR: the superblock wanted */
+	uint32_t default_hits;  /* large blocks of arena 0 that matched */
 } mig_scan_t;
+
+/* Whether memory at base of arena a is what job q is about (a large
+ * block of arena 0, malloc's own, is counted and left). */
+static bool mig_wanted(mig_scan_t *c, const sb_arena_t *a, const void *base, bool large)
+{
+	const mig_job_t *q = c->q;
+	bool want;
+	switch (q->kind) {
+	case MIG_J_PTR: want = base == c->ptr_base; break;
+	case MIG_J_TASK: want = a->task == q->task; break;
+	case MIG_J_SHARE: want = a->task == q->task && a->region == q->region; break;
+	default: want = a->region == q->region; break;
+	}
+	if (want && large && a->id == 0) {
+		c->default_hits++;
+		return false;
+	}
+	return want && c->n < MIG_SNAP_SB;
+}
 
 static void mig_scan_one(pm_slot_t *rec, void *ctx)
 {
 	mig_scan_t *c = ctx;
-	if (c->n >= MIG_SNAP_SB)
-		return;
 	uint64_t w = lf_load_acquire(&rec->word);
 	if (PM_KIND(w) != PM_SMALL || PM_OFF(w) != 0)
 		return;   /* not a live superblock's first slot (any more) */
 	hl_desc_t *d = desc_at(PM_DESC(w));
 	unsigned ai = PM_ARENA(w);
 	sb_arena_t *a = ai < HL_MAX_ARENAS ? sb_arena(ai) : NULL;
-	if (!a)
+	if (!a || !mig_wanted(c, a, lf_load_relaxed(&d->base), false))
 		return;
-	const mig_job_t *q = c->q;
-	switch (q->kind) {
-	case MIG_J_PTR:
-		if (lf_load_relaxed(&d->base) != c->ptr_base)
-			return;
-		break;
-	case MIG_J_TASK:
-		if (a->task != q->task)
-			return;
-		break;
-	case MIG_J_SHARE:
-		if (a->task != q->task || a->region != q->region)
-			return;
-		break;
-	default:
-		if (a->region != q->region)
-			return;
-		break;
-	}
 	struct hl_task *t = a->task;
 	c->n++;
 	mig_sb[c->n - 1] = (mig_sbsnap_t){
@@ -109,6 +108,21 @@ static void mig_scan_one(pm_slot_t *rec, void *ctx)
 		.bytes = (uint64_t)lf_load_relaxed(&d->nslots) << HL_SLOT_SHIFT,
 		.live = (uint64_t)(lf_load_relaxed(&d->maxcount) - sb_free_count(d)) *
 			sc_table[lf_load_relaxed(&d->cls) % HL_NCLASSES].size,
+	};
+}
+
+/* A region's large block: a superblock of one block, all of it live. */
+static void mig_scan_large(void *p, size_t len, unsigned ai, uint32_t need, void *ctx)
+{
+	mig_scan_t *c = ctx;
+	sb_arena_t *a = ai < HL_MAX_ARENAS ? sb_arena(ai) : NULL;
+	if (!a || !mig_wanted(c, a, p, true))
+		return;
+	struct hl_task *t = a->task;
+	mig_sb[c->n++] = (mig_sbsnap_t){
+		.desc = ai, .base = p, .large = true, .region = a->region, .task = t->id,
+		.need = need, .allowed = t->allowed, .task_secure = t->secure != 0,
+		.bytes = len, .live = len,
 	};
 }
 
@@ -137,12 +151,6 @@ static int mig_result_of(int why)
 	}
 }
 
-static bool mig_in_region(unsigned arena, void *ctx)
-{
-	sb_arena_t *a = arena < HL_MAX_ARENAS ? sb_arena(arena) : NULL;
-	return a && a->region == *(const uint32_t *)ctx;
-}
-
 void mig_serve(mig_job_t *q)
 {
 	mig_rsnap_t rs[HL_MAX_REGIONS];
@@ -151,19 +159,25 @@ void mig_serve(mig_job_t *q)
 	if (q->kind == MIG_J_PTR) {
 		pm_slot_t *rec = pm_lookup(q->ptr);
 		uint64_t w = rec ? lf_load_acquire(&rec->word) : 0;
-		if (!rec || PM_KIND(w) != PM_SMALL) {
-			q->result = large_arena_of(q->ptr) >= 0 ? HL_EPERM : HL_EINVAL;
-			if (q->result == HL_EPERM)
-				lf_fetch_add_relaxed(&mig_st.refused[MIG_R_LARGE], 1);
+		unsigned la;
+		size_t len;
+		uint32_t need;
+		if (rec && PM_KIND(w) == PM_SMALL) {
+			/* One superblock: its first slot record, not a scan of all. */
+			sc.ptr_base = lf_load_relaxed(&desc_at(PM_DESC(w))->base);
+			pm_slot_t *first = pm_lookup(sc.ptr_base);
+			if (first)
+				mig_scan_one(first, &sc);
+		} else if (large_info(q->ptr, &la, &len, &need)) {
+			sc.ptr_base = q->ptr;   /* one large block: its entry */
+			mig_scan_large((void *)q->ptr, len, la, need, &sc);
+		} else {
+			q->result = HL_EINVAL;
 			return;
 		}
-		/* One superblock: its first slot record, not a scan of all. */
-		sc.ptr_base = lf_load_relaxed(&desc_at(PM_DESC(w))->base);
-		pm_slot_t *first = pm_lookup(sc.ptr_base);
-		if (first)
-			mig_scan_one(first, &sc);
 	} else {
 		pm_scan(mig_scan_one, &sc);
+		large_each(mig_scan_large, &sc);
 	}
 	mig_goal_t g = { .node = -1 };
 	switch (q->kind) {
@@ -199,11 +213,6 @@ void mig_serve(mig_job_t *q)
 	g.no_backing = rb_probe(&why) != HL_OK;
 	mig_plan_t pl;
 	mig_plan(&g, rs, nr, mig_sb, sc.n, mig_mv, MIG_SNAP_SB, &pl);
-	if (q->kind == MIG_J_EVAC && large_count(mig_in_region, &q->region)) {
-		/* Large blocks do not move yet: the region cannot be emptied. */
-		lf_fetch_add_relaxed(&mig_st.refused[MIG_R_LARGE], 1);
-		pl.status = HL_EBUSY;
-	}
 	if (q->kind == MIG_J_EVAC && q->dry) {
 		q->moved_bytes = 0;
 		q->result = pl.status;
@@ -215,7 +224,12 @@ void mig_serve(mig_job_t *q)
 		if (pl.refused[w] && first == MIG_OK)
 			first = (int)w;
 	}
-	if (q->kind == MIG_J_PTR && !sc.n)
+	if (sc.default_hits) {
+		lf_fetch_add_relaxed(&mig_st.refused[MIG_R_DEFAULT], sc.default_hits);
+		if (first == MIG_OK)
+			first = MIG_R_DEFAULT;
+	}
+	if (q->kind == MIG_J_PTR && !sc.n && !sc.default_hits)
 		first = MIG_R_BUSY;   /* retired meanwhile */
 	q->moved_bytes = 0;
 	if (pl.status != HL_OK) {
@@ -230,7 +244,9 @@ void mig_serve(mig_job_t *q)
 		int why = MIG_R_BUSY;
 		uint64_t ns = 0, pns = 0;
 		for (int k = 0; k < MIG_BUSY_TRIES && why == MIG_R_BUSY; k++) {
-			why = mig_move(&mig_sb[m->sb], region_at(m->to), m->tier, &ns, &pns);
+			const mig_sbsnap_t *sn = &mig_sb[m->sb];
+			why = sn->large ? mig_move_large(sn, region_at(m->to), m->tier, &ns, &pns)
+					: mig_move(sn, region_at(m->to), m->tier, &ns, &pns);
 			if (why == MIG_R_BUSY)
 				sched_yield();
 		}
