@@ -194,8 +194,8 @@ static uint32_t bk_units_take(bk_t *bk, unsigned order)
 				return idx;
 			}
 		}
-		if (pass == 0)
-			bk_units_regroup(bk);
+		if (pass == 0 && !(bk->units && rb_warm_drain(bk)))
+			bk_units_regroup(bk);   /* (warm units drained are whole runs) */
 	}
 	return 0;
 }
@@ -381,7 +381,8 @@ int bk_span_move(char *base, unsigned order, bk_t *to, const char **why)
 		return HL_OK;   /* backed as asked already */
 	uint32_t unit = 0, nb = PM_BACK_ANON;
 	if (to->kind == HL_BACKING_MEMFD) {
-		unit = bk_units_take(to, order);
+		if (!(unit = rb_warm_take(to, order)))   /* pages ready, if any */
+			unit = bk_units_take(to, order);
 		if (!unit) {
 			*why = "no free offsets in the target's memfd";
 			return HL_ENOMEM;
@@ -418,7 +419,7 @@ int bk_span_move(char *base, unsigned order, bk_t *to, const char **why)
 	}
 	if (to->secure && !os_lock(base, bytes))
 		hl_warn("hl_migrate", base, "cannot lock a moved secure span (RLIMIT_MEMLOCK?)");
-	if (from)
+	if (from && !rb_warm_put(from, PM_BACK_UNIT(old), order))
 		bk_units_free(from, PM_BACK_UNIT(old), order);
 	return HL_OK;
 }
@@ -438,6 +439,7 @@ static void bk_unmake(bk_t *bk, bool records)
 		return;
 	if (bk->units) {
 		uint32_t n = (uint32_t)(bk->pool_len >> HL_SLOT_SHIFT);
+		rb_warm_forget(bk);   /* their pages go with the memfd */
 		for (uint32_t u = 0; u < n; u++) {
 			char *b = lf_load_relaxed(&bk->units[u].base);
 			size_t bytes = HL_SLOT_SIZE << bk->units[u].order;

@@ -178,6 +178,33 @@ uint64_t rb_map_limit(void);
 bool rb_maps_take(uint64_t n);
 void rb_maps_put(uint64_t n);
 void rb_fork_child(void);        /* fork registry: close the descriptor */
+/* The reserves of move targets (rbkeep.c says why and their bounds).
+ * Warm units of a memfd backing: a unit (its span moved out) kept
+ * unpunched, false if bk keeps none (then punch it); a warm unit of that
+ * order as unit + 1, or 0; all of them punched and made free (the
+ * bytes), by anyone inside the region's teardown handshake; forgotten
+ * (the backing goes away); drained if unused a while (the coordinator). */
+bool rb_warm_put(bk_t *bk, uint32_t unit, unsigned order);
+uint32_t rb_warm_take(bk_t *bk, unsigned order);
+size_t rb_warm_drain(bk_t *bk);
+void rb_warm_forget(bk_t *bk);
+size_t rb_warm_decay(bk_t *bk, uint32_t now_ms);
+/* Spare anonymous targets: made ready by the coordinator between
+ * requests, step by step until stop(ctx) says a request waits (true:
+ * work is left); dropped by hl_trim (the bytes). */
+bool rb_spare_fill(bool (*stop)(void *ctx), void *ctx);
+size_t rb_spare_trim(void);
+
+/* ---- rbkeep.c ------------------------------------------------------------ */
+/* (also the reserves above) A ready spare of (1 << order) slots, the
+ * caller's now, or NULL: either way the coordinator makes the next. */
+char *rb_spare_take(unsigned order);
+void rb_keep_fork_child(void);   /* rb_fork_child: no reserve crosses a fork */
+/* mmap (PROT_READ | PROT_WRITE), munmap and madvise through syscall(2),
+ * unseen by the sanitizers (see rebind.c). */
+void *rb_mmap(void *p, size_t len, int flags, int fd, uint64_t off);
+void rb_munmap(void *p, size_t len);
+bool rb_madvise(void *p, size_t len, int advice);
 /* Write-protect a live span (false: cannot here), and lift it (waking
  * the writers held): the fork of a memfd region's heap (bkfork.c). */
 bool rb_protect(char *base, size_t len);

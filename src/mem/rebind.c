@@ -21,7 +21,8 @@
  *  (f) a fork child closes the descriptor (bk_init registers
  *      rb_fork_child), so it can never lift the parent's protection.
  * The span stays protected for one copy and one remap: the pages the
- * copy writes are allocated before, not while, the writers wait.
+ * copy writes are allocated before, not while, the writers wait, and
+ * mostly before the move is asked for (the reserves below).
  *
  * Every system call of a move is made with syscall(2): ThreadSanitizer
  * intercepts mmap and ioctl and would take them for stores of the
@@ -78,27 +79,12 @@ static rb_probe_t *rb_done;
 static uint64_t rb_max_maps;    /* vm.max_map_count, read once */
 static const char *rb_last_why; /* the last refusal, for statistics */
 
+
 /* ---- system calls, unseen by the sanitizers ---------------------------- */
 
 static long rb_ioctl(int fd, unsigned long req, void *arg)
 {
 	return syscall(SYS_ioctl, fd, req, arg);
-}
-
-static void *rb_mmap(void *p, size_t len, int flags, int fd, uint64_t off)
-{
-	long r = syscall(SYS_mmap, p, len, PROT_READ | PROT_WRITE, flags, fd, off);
-	return r < 0 && r > -4096 ? MAP_FAILED : (void *)r;
-}
-
-static void rb_munmap(void *p, size_t len)
-{
-	syscall(SYS_munmap, p, len);
-}
-
-static bool rb_madvise(void *p, size_t len, int advice)
-{
-	return syscall(SYS_madvise, p, len, advice) == 0;
 }
 
 /* ---- the mapping budget ------------------------------------------------- */
@@ -252,6 +238,7 @@ void rb_fork_child(void)
 		lf_store_relaxed(&rb_done, (rb_probe_t *)NULL);
 		os_unmap(pr, sizeof *pr);
 	}
+	rb_keep_fork_child();
 }
 
 #ifdef HL_TEST_HOOKS
@@ -296,14 +283,18 @@ int rb_move(char *base, size_t len, int fd, uint64_t off, char *view, const char
 	if (from_fd && !(pr->features & UFFD_FEATURE_WP_HUGETLBFS_SHMEM))
 		return rb_refuse(why, "the kernel cannot write-protect memfd pages (Linux >= 5.19)",
 				 HL_EPERM);
-	/* The copy's target, its pages allocated before the writers wait. */
+	/* The copy's target, its pages allocated before the writers wait:
+	 * a spare made ready between requests, else made now. */
 	char *dst = view;
-	if (fd < 0) {
-		dst = rb_mmap(NULL, len, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (fd < 0 && (dst = rb_spare_take((unsigned)__builtin_ctzl(len >> HL_SLOT_SHIFT)))) {
+		rb_madvise(dst, len, MADV_DOFORK);   /* it becomes a heap span */
+	} else {
+		if (fd < 0)
+			dst = rb_mmap(NULL, len, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 		if (dst == MAP_FAILED)
 			return rb_refuse(why, "no memory for the copy", HL_ENOMEM);
+		rb_madvise(dst, len, MADV_POPULATE_WRITE);
 	}
-	rb_madvise(dst, len, MADV_POPULATE_WRITE);
 	/* (a): without WP_UNPOPULATED a never-touched anonymous page takes
 	 * a write the protection does not see. */
 	if (!from_fd && !(pr->features & UFFD_FEATURE_WP_UNPOPULATED) &&

@@ -226,6 +226,26 @@ static void mig_wmark(struct hl_region *r, hl_region_event_t ev)
 	os_wake_word(&mig_wake);
 }
 
+/* rb_spare_fill's stop: a request (or a pause, or the stop) came since
+ * the wake word read *ctx. */
+static bool mig_asked(void *ctx)
+{
+	return lf_load_acquire(&mig_wake) != *(const uint32_t *)ctx || lf_load_acquire(&mig_stop) ||
+	       lf_load_acquire(&mig_pause);
+}
+
+/* Warm memfd units unused a while go back to their regions' files. */
+static void mig_reserve_decay(void)
+{
+	uint32_t now = os_now_ms();
+	for (uint32_t id = 0; id < HL_MAX_REGIONS; id++) {
+		struct hl_region *r = region_at(id);
+		if (region_enter(r))
+			rb_warm_decay(r->bk, now);
+		region_leave(r);
+	}
+}
+
 static void *mig_main(void *arg)
 {
 	(void)arg;
@@ -249,8 +269,13 @@ static void *mig_main(void *arg)
 		uint32_t v = lf_load_acquire(&mig_wake);
 		lf_wfq_node_t *n = lf_wfq_dequeue(&mig_q);
 		if (!n) {
-			/* Requests first; between them, the background. */
+			/* Requests first; between them, the next moves' target
+			 * pages made ready (stopping for a request), then the
+			 * background. */
+			if (rb_spare_fill(mig_asked, &v))
+				continue;
 			bool more = mig_background();
+			mig_reserve_decay();
 			os_wait_word(&mig_wake, v, more ? 10 : 100);
 			continue;
 		}
