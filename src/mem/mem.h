@@ -223,6 +223,7 @@ void bk_fork_child(void);
 int rb_test_fd(void);            /* -2 before the probe, -1 refused */
 uint64_t rb_test_features(void); /* features granted (probes) */
 void rb_test_set_maps(uint64_t n);   /* seed hl_ctr.own_maps */
+uint64_t rb_test_warm_bytes(const bk_t *bk);   /* bk's warm units, bytes */
 #endif
 
 /* ---- desc.c ------------------------------------------------------------- */

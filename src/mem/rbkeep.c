@@ -76,32 +76,7 @@ bool rb_madvise(void *p, size_t len, int advice)
 	return syscall(SYS_madvise, p, len, advice) == 0;
 }
 
-/*
- * Preparing a move's target pages is most of a move's own time (new shmem
- * pages for a memfd target, new anonymous pages for an anonymous one), so
- * two bounded reserves keep targets ready:
- *  - warm units: a memfd span that moves out to anonymous memory leaves
- *    its offsets unpunched (their pages stay in the file) on a per-order
- *    stack of its backing, at most RB_WARM_MAX bytes or 1/16 of its
- *    capacity; the next move into that backing takes them first (the
- *    copy overwrites every byte).  They are free offsets of the region's
- *    own memfd, which is the region's capacity long: its resident pages,
- *    live and warm, never pass its capacity; warm ones are not charged to
- *    it, and a span allocation that finds no free offset takes them back,
- *    punched, before it fails (bk_units_take).  Secure and shared
- *    backings keep none.
- *  - spare anonymous spans: at most one per order (960 KiB in all),
- *    prefaulted by the coordinator between requests in 64 KiB steps that
- *    stop as soon as a request waits, for the orders moves have used;
- *    a move to anonymous memory takes one.  MADV_DONTFORK: a fork child
- *    has none (MADV_DOFORK again before one becomes a span).
- * Both are counted in hl_ctr.move_reserve (hl_stats_print), given back
- * by hl_trim and malloc_trim, and by the coordinator once unused for
- * RB_IDLE_MS.  Concurrency: warm units are put and taken by the mover
- * and drained by anyone inside the region's teardown handshake (the
- * stacks are lock-free); spares are taken by exchange, filled by the
- * coordinator only, and dropped by anyone.
- */
+/* ---- warm units -------------------------------------------------------- */
 
 static uint32_t *rb_unit_link(void *ctx, uint32_t idx)
 {
@@ -179,6 +154,8 @@ size_t rb_warm_decay(bk_t *bk, uint32_t now_ms)
 	return rb_warm_drain(bk);
 }
 
+/* ---- spare anonymous spans --------------------------------------------- */
+
 /* A ready spare of (1 << order) slots, ours now; NULL if none.  Every
  * call says a move wants that order: the coordinator makes the next. */
 char *rb_spare_take(unsigned order)
@@ -229,6 +206,7 @@ bool rb_spare_fill(bool (*stop)(void *ctx), void *ctx)
 			if (p == MAP_FAILED)
 				return false;
 			rb_madvise(p, HL_SLOT_SIZE << o, MADV_DONTFORK);
+			HL_CTR_ADD(move_reserve, HL_SLOT_SIZE << o);   /* counted as made */
 			rb_fill = p;
 			rb_fill_order = o;
 			rb_fill_done = 0;
@@ -245,7 +223,6 @@ bool rb_spare_fill(bool (*stop)(void *ctx), void *ctx)
 		 * exchange). */
 		char *none = NULL, *p = rb_fill;
 		rb_fill = NULL;
-		HL_CTR_ADD(move_reserve, len);
 		if (!lf_cas_strong_seq_cst(&rb_spare[rb_fill_order], &none, p) ||
 		    (lf_load_seq_cst(&rb_trim_gen) != rb_fill_gen &&
 		     lf_exchange_seq_cst(&rb_spare[rb_fill_order], (char *)NULL) == p)) {
@@ -255,6 +232,13 @@ bool rb_spare_fill(bool (*stop)(void *ctx), void *ctx)
 	}
 }
 
+
+#ifdef HL_TEST_HOOKS
+uint64_t rb_test_warm_bytes(const bk_t *bk)
+{
+	return lf_load_relaxed(&rb_warm[bk->id].bytes);
+}
+#endif
 
 void rb_keep_fork_child(void)
 {
