@@ -23,23 +23,8 @@
 #include <unistd.h>
 
 #include "policy/policy.h"
+#include "span.h"
 #include "tap.h"
-
-static char *sb_of(void *p, unsigned *order)
-{
-	uint64_t w = lf_load_acquire(&pm_lookup(p)->word);
-	char *slot = (char *)((uintptr_t)p & ~(uintptr_t)(HL_SLOT_SIZE - 1));
-	*order = (unsigned)__builtin_ctz(desc_at(PM_DESC(w))->nslots);
-	return slot - ((size_t)PM_OFF(w) << HL_SLOT_SHIFT);
-}
-
-static char *in(hl_region_t *r, size_t n)
-{
-	hl_place_t pl = { .region = r, .node = -1 };
-	void *p = NULL;
-	hl_alloc(n, &pl, 0, &p);
-	return p;
-}
 
 static hl_region_t *region(const char *name, hl_backing_t kind, uint64_t cap)
 {
