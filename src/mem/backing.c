@@ -380,8 +380,9 @@ int bk_span_move(char *base, unsigned order, bk_t *to, const char **why)
 	if (from == to || (!from && to->kind == HL_BACKING_ANON))
 		return HL_OK;   /* backed as asked already */
 	uint32_t unit = 0, nb = PM_BACK_ANON;
+	bool warm = false;
 	if (to->kind == HL_BACKING_MEMFD) {
-		if (!(unit = rb_warm_take(to, order)))   /* pages ready, if any */
+		if (!(warm = (unit = rb_warm_take(to, order)) != 0))   /* pages ready, if any */
 			unit = bk_units_take(to, order);
 		if (!unit) {
 			*why = "no free offsets in the target's memfd";
@@ -399,7 +400,7 @@ int bk_span_move(char *base, unsigned order, bk_t *to, const char **why)
 	} else {
 		bool fd = to->kind == HL_BACKING_MEMFD;
 		e = rb_move(base, bytes, fd ? to->fd : -1, bk_unit_off(unit),
-			    fd ? to->pool + bk_unit_off(unit) : NULL,
+			    fd ? to->pool + bk_unit_off(unit) : NULL, warm,
 			    from ? from->pool + bk_unit_off(PM_BACK_UNIT(old)) : NULL, why);
 		if (e)
 			pm_back_set(base, old);

@@ -166,12 +166,13 @@ int rb_probe(const char **why);
 /* The reason of the last move refused, or NULL: for the statistics. */
 const char *rb_reason(void);
 /* The move itself: the live span [base, base + len) becomes offset off of
- * memfd fd (fd >= 0; view is a shared mapping of that offset, the copy's
- * target), or fresh anonymous memory (fd < 0, view unused); from_view is
- * NULL when the span is anonymous now, else a shared mapping of the memfd
- * offset it has (the copy reads there).  Returns as bk_span_move. */
-int rb_move(char *base, size_t len, int fd, uint64_t off, char *view, const char *from_view,
-	    const char **why);
+ * memfd fd (fd >= 0; view is a shared mapping of that offset; ready: its
+ * pages are in the file already, a warm unit), or fresh anonymous memory
+ * (fd < 0, view and ready unused); from_view is NULL when the span is
+ * anonymous now, else a shared mapping of the memfd offset it has (the
+ * copy reads there).  Returns as bk_span_move. */
+int rb_move(char *base, size_t len, int fd, uint64_t off, char *view, bool ready,
+	    const char *from_view, const char **why);
 /* The mapping budget: kernel mappings heaplib splits off for spans
  * (hl_ctr.own_maps), bounded by half of vm.max_map_count. */
 uint64_t rb_map_limit(void);
