@@ -140,6 +140,18 @@ static inline bool bk_small_only(const bk_t *bk)
 {
 	return bk->kind != HL_BACKING_ANON;
 }
+/* backing.c's units (pool slots, memfd offsets) for bkmove.c: a run of
+ * (1 << order) as its first unit + 1 (0: none), one put back on its free
+ * stack, and a memfd run punched and put back (its span has it no more). */
+uint32_t bk_units_take(bk_t *bk, unsigned order);
+void bk_unit_push(bk_t *bk, unsigned order, uint32_t unit);
+void bk_units_free(bk_t *bk, uint32_t unit, unsigned order);
+static inline uint64_t bk_unit_off(uint32_t unit)
+{
+	return (uint64_t)unit << HL_SLOT_SHIFT;
+}
+
+/* ---- bkmove.c ------------------------------------------------------------ */
 /* What backs the live span at base now: the backing whose memfd offset it
  * is (its offset in *off), or NULL for anonymous memory. */
 bk_t *bk_span_backing(const char *base, uint64_t *off);
@@ -153,6 +165,10 @@ bk_t *bk_span_backing(const char *base, uint64_t *off);
  * refuse, HL_EINVAL for a pool (HUGETLB or BUFFER) on either side: each
  * with *why, and the span as it was. */
 int bk_span_move(char *base, unsigned order, bk_t *to, const char **why);
+/* The same for n adjacent spans of that order from base at once: n a
+ * power of two, n << order at most 8 slots (512 KiB); with n > 1 they
+ * are anonymous now and `to` is a memfd (HL_EINVAL else, nothing done). */
+int bk_spans_move(char *base, unsigned order, unsigned n, bk_t *to, const char **why);
 /* Hand the charge of one span of (1 << order) slots from account `from`
  * to account `to` (the superblock changed region or task): `to` was
  * charged already (bk_reserve, before the move began, so that a full

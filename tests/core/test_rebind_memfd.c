@@ -20,8 +20,8 @@
 #include <unistd.h>
 
 #include "policy/policy.h"
-#include "span.h"
 #include "tap.h"
+#include "span.h"
 
 /* The /proc/self/maps line of p's mapping, or "" */
 static void maps_of(const void *p, char *out, size_t len)

@@ -23,26 +23,8 @@
 #include <unistd.h>
 
 #include "policy/policy.h"
-#include "span.h"
 #include "tap.h"
-
-static hl_region_t *region(const char *name, hl_backing_t kind, uint64_t cap)
-{
-	hl_region_attr_t a = { .struct_size = sizeof a, .name = name, .backing = kind,
-			       .capacity = cap };
-	hl_region_t *r = NULL;
-	if (hl_region_create(&a, &r) != HL_OK)
-		bail_out("hl_region_create(%s)", name);
-	return r;
-}
-
-static int all(const char *p, size_t n, unsigned char c)
-{
-	for (size_t i = 0; i < n; i++)
-		if ((unsigned char)p[i] != c)
-			return 0;
-	return 1;
-}
+#include "span.h"
 
 static long long blocks_of(int fd)
 {
