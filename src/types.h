@@ -326,6 +326,8 @@ typedef struct hl_counters {
 					     * for spans (memfd, moved): an
 					     * upper bound, 2 a span */
 	uint64_t span_moves, span_moves_refused;   /* backing moves */
+	uint64_t move_reserve;              /* bytes kept ready as move
+					     * targets (mem/rebind.c) */
 	uint64_t sb_live_cls[HL_NCLASSES];  /* superblocks not retired, per class */
 } hl_counters_t;
 

@@ -123,11 +123,13 @@ HL_EXPORT void hl_stats_print(FILE *out)
 		fprintf(out, "migrate_refused_%s %llu\n", hl_migrate_why_name(i),
 			(unsigned long long)ms.refused[i]);
 	fprintf(out, "migrate_uffd %d\nmigrate_own_maps %llu\nmigrate_map_limit %llu\n"
-		"migrate_span_moves %llu\nmigrate_span_moves_refused %llu\n", ms.uffd,
+		"migrate_span_moves %llu\nmigrate_span_moves_refused %llu\nmigrate_reserve_bytes %llu\n",
+		ms.uffd,
 		(unsigned long long)lf_load_relaxed(&hl_ctr.own_maps),
 		(unsigned long long)rb_map_limit(),
 		(unsigned long long)lf_load_relaxed(&hl_ctr.span_moves),
-		(unsigned long long)lf_load_relaxed(&hl_ctr.span_moves_refused));
+		(unsigned long long)lf_load_relaxed(&hl_ctr.span_moves_refused),
+		(unsigned long long)lf_load_relaxed(&hl_ctr.move_reserve));
 	if (ms.uffd_reason[0])
 		fprintf(out, "migrate_uffd_reason %s\n", ms.uffd_reason);
 }

@@ -31,5 +31,12 @@ HL_EXPORT int hl_trim(void)
 	size_t n = trim_sweep_all();
 	region_fire_events();
 	size_t b = decay_purge_all();
+	b += rb_spare_trim();   /* the move targets kept ready, too */
+	for (uint32_t id = 0; id < HL_MAX_REGIONS; id++) {
+		struct hl_region *r = region_at(id);
+		if (region_enter(r))
+			b += rb_warm_drain(r->bk);
+		region_leave(r);
+	}
 	return n || b;
 }

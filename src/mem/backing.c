@@ -9,7 +9,8 @@
  * (shared, MAP_FIXED) and, when it empties, its offsets punched out and
  * fresh anonymous memory mapped back before the span goes back clean.
  * What backs each span is in the page map's side table (pm_back_*), so a
- * backing move (bk_span_move, through rebind.c) can change it in place.
+ * backing move (bk_span_move in bkmove.c, through rebind.c) can change it
+ * in place.
  * HUGETLB and BUFFER backings are pools: one mapping of `capacity` bytes
  * made (or given) at setup, carved into 64 KiB slots with slot records of
  * their own; their addresses are theirs, and they never move.  MEMFD and
@@ -18,9 +19,9 @@
  * Concurrency: bk_reserve/bk_unreserve and bk_span_get/bk_span_put may run
  * in any threads at once (capacity and budget are bounded counters
  * changed by CAS; pool slots and memfd offsets come from a CAS-bumped
- * index and tagged stacks).  bk_span_move runs in the thread that holds
- * the span.  bk_setup and bk_release run on a backing nobody else uses
- * (policy/region.c's create and delete see to it).
+ * index and tagged stacks).  Backing moves are bkmove.c's.  bk_setup and
+ * bk_release run on a backing nobody else uses (policy/region.c's create
+ * and delete see to it).
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
@@ -117,7 +118,7 @@ static char *bk_slot_addr(bk_t *bk, uint32_t slot)
 	return bk->pool + ((size_t)slot << HL_SLOT_SHIFT);
 }
 
-static void bk_unit_push(bk_t *bk, unsigned order, uint32_t unit)
+void bk_unit_push(bk_t *bk, unsigned order, uint32_t unit)
 {
 	lf_tstack_push(&bk->pool_free[order], unit + 1, bk_unit_link(bk, unit + 1));
 }
@@ -183,7 +184,7 @@ static void bk_units_regroup(bk_t *bk)
 /* A run of (1 << order) units, as its first unit + 1 (0: none): a free
  * one of that size, the untouched tail, a bigger free one split (the rest
  * goes back), or, once, all free runs merged and then those again. */
-static uint32_t bk_units_take(bk_t *bk, unsigned order)
+uint32_t bk_units_take(bk_t *bk, unsigned order)
 {
 	uint32_t n = 1u << order, total = (uint32_t)(bk->pool_len >> HL_SLOT_SHIFT);
 	for (int pass = 0; pass < 2; pass++) {
@@ -202,22 +203,20 @@ static uint32_t bk_units_take(bk_t *bk, unsigned order)
 				return idx;
 			}
 		}
-		if (pass == 0)
+		if (pass == 0) {
+			if (bk->units)
+				rb_warm_drain(bk);   /* warm units are free offsets too */
 			bk_units_regroup(bk);
+		}
 	}
 	return 0;
 }
 
 /* ---- memfd spans -------------------------------------------------------- */
 
-static uint64_t bk_unit_off(uint32_t unit)
-{
-	return (uint64_t)unit << HL_SLOT_SHIFT;
-}
-
 /* Offsets [unit, unit + 2^order) of bk back to its memfd (a hole) and to
  * its free stacks; the span that had them no longer does. */
-static void bk_units_free(bk_t *bk, uint32_t unit, unsigned order)
+void bk_units_free(bk_t *bk, uint32_t unit, unsigned order)
 {
 	os_punch(bk->fd, bk_unit_off(unit), HL_SLOT_SIZE << order);
 	lf_store_relaxed(&bk->units[unit].base, (char *)NULL);
@@ -369,72 +368,6 @@ void bk_span_handover(hl_account_t *to, hl_account_t *from, unsigned order)
 	bk_unreserve(from, HL_SLOT_SIZE << order);
 }
 
-bk_t *bk_span_backing(const char *base, uint64_t *off)
-{
-	uint32_t back = pm_back_get(base);
-	*off = 0;
-	if (!PM_BACK_IS_FD(back))
-		return NULL;
-	*off = bk_unit_off(PM_BACK_UNIT(back));
-	return bk_at(PM_BACK_ID(back));
-}
-
-int bk_span_move(char *base, unsigned order, bk_t *to, const char **why)
-{
-	size_t bytes = HL_SLOT_SIZE << order;
-	uint32_t old = pm_back_get(base);
-	bk_t *from = PM_BACK_IS_FD(old) ? bk_at(PM_BACK_ID(old)) : NULL;
-	*why = NULL;
-	if (bk_is_pool(to)) {
-		*why = "hugetlb and buffer regions are pools: their addresses are their own";
-		return HL_EINVAL;
-	}
-	if (from == to || (!from && to->kind == HL_BACKING_ANON))
-		return HL_OK;   /* backed as asked already */
-	uint32_t unit = 0, nb = PM_BACK_ANON;
-	if (to->kind == HL_BACKING_MEMFD) {
-		unit = bk_units_take(to, order);
-		if (!unit) {
-			*why = "no free offsets in the target's memfd";
-			return HL_ENOMEM;
-		}
-		unit--;
-		nb = PM_BACK(to->id, unit);
-	}
-	int e = HL_ENOMEM;
-	bool took = false;
-	if (!old && !(took = rb_maps_take(2))) {
-		*why = "mapping budget spent (half of vm.max_map_count)";
-	} else if (!pm_back_set(base, nb)) {
-		*why = "no memory for the page map's backing table";
-	} else {
-		bool fd = to->kind == HL_BACKING_MEMFD;
-		e = rb_move(base, bytes, fd ? to->fd : -1, bk_unit_off(unit),
-			    fd ? to->pool + bk_unit_off(unit) : NULL,
-			    from ? from->pool + bk_unit_off(PM_BACK_UNIT(old)) : NULL, why);
-		if (e)
-			pm_back_set(base, old);
-	}
-	if (e) {
-		if (took)
-			rb_maps_put(2);
-		if (to->kind == HL_BACKING_MEMFD) {
-			os_punch(to->fd, bk_unit_off(unit), bytes);   /* the copy's pages */
-			bk_unit_push(to, order, unit);
-		}
-		return e;
-	}
-	if (to->kind == HL_BACKING_MEMFD) {
-		lf_store_relaxed(&to->units[unit].order, order);
-		lf_store_relaxed(&to->units[unit].base, base);
-	}
-	if (to->secure && !os_lock(base, bytes))
-		hl_warn("hl_migrate", base, "cannot lock a moved secure span (RLIMIT_MEMLOCK?)");
-	if (from)
-		bk_units_free(from, PM_BACK_UNIT(old), order);
-	return HL_OK;
-}
-
 /* ---- pools: setup and release ------------------------------------------- */
 
 /* Undo a pool: its pages unlocked and unmapped (a user's buffer only
@@ -450,6 +383,7 @@ static void bk_unmake(bk_t *bk, bool records)
 		return;
 	if (bk->units) {
 		uint32_t n = (uint32_t)(bk->pool_len >> HL_SLOT_SHIFT);
+		rb_warm_forget(bk);   /* their pages go with the memfd */
 		for (uint32_t u = 0; u < n; u++) {
 			char *b = lf_load_relaxed(&bk->units[u].base);
 			size_t bytes = HL_SLOT_SIZE << bk->units[u].order;

@@ -140,6 +140,18 @@ static inline bool bk_small_only(const bk_t *bk)
 {
 	return bk->kind != HL_BACKING_ANON && bk->kind != HL_BACKING_MEMFD;
 }
+/* backing.c's units (pool slots, memfd offsets) for bkmove.c: a run of
+ * (1 << order) as its first unit + 1 (0: none), one put back on its free
+ * stack, and a memfd run punched and put back (its span has it no more). */
+uint32_t bk_units_take(bk_t *bk, unsigned order);
+void bk_unit_push(bk_t *bk, unsigned order, uint32_t unit);
+void bk_units_free(bk_t *bk, uint32_t unit, unsigned order);
+static inline uint64_t bk_unit_off(uint32_t unit)
+{
+	return (uint64_t)unit << HL_SLOT_SHIFT;
+}
+
+/* ---- bkmove.c ------------------------------------------------------------ */
 /* What backs the live span at base now: the backing whose memfd offset it
  * is (its offset in *off), or NULL for anonymous memory. */
 bk_t *bk_span_backing(const char *base, uint64_t *off);
@@ -153,6 +165,10 @@ bk_t *bk_span_backing(const char *base, uint64_t *off);
  * refuse, HL_EINVAL for a pool (HUGETLB or BUFFER) on either side: each
  * with *why, and the span as it was. */
 int bk_span_move(char *base, unsigned order, bk_t *to, const char **why);
+/* The same for n adjacent spans of that order from base at once: n a
+ * power of two, n << order at most 8 slots (512 KiB); with n > 1 they
+ * are anonymous now and `to` is a memfd (HL_EINVAL else, nothing done). */
+int bk_spans_move(char *base, unsigned order, unsigned n, bk_t *to, const char **why);
 /* Hand the charge of one span of (1 << order) slots from account `from`
  * to account `to` (the superblock changed region or task): `to` was
  * charged already (bk_reserve, before the move began, so that a full
@@ -174,18 +190,46 @@ int rb_probe(const char **why);
 /* The reason of the last move refused, or NULL: for the statistics. */
 const char *rb_reason(void);
 /* The move itself: the live span [base, base + len) becomes offset off of
- * memfd fd (fd >= 0; view is a shared mapping of that offset, the copy's
- * target), or fresh anonymous memory (fd < 0, view unused); from_view is
- * NULL when the span is anonymous now, else a shared mapping of the memfd
- * offset it has (the copy reads there).  Returns as bk_span_move. */
-int rb_move(char *base, size_t len, int fd, uint64_t off, char *view, const char *from_view,
-	    const char **why);
+ * memfd fd (fd >= 0; view is a shared mapping of that offset; ready: its
+ * pages are in the file already, a warm unit), or fresh anonymous memory
+ * (fd < 0, view and ready unused); from_view is NULL when the span is
+ * anonymous now, else a shared mapping of the memfd offset it has (the
+ * copy reads there).  Returns as bk_span_move. */
+int rb_move(char *base, size_t len, int fd, uint64_t off, char *view, bool ready,
+	    const char *from_view, const char **why);
 /* The mapping budget: kernel mappings heaplib splits off for spans
  * (hl_ctr.own_maps), bounded by half of vm.max_map_count. */
 uint64_t rb_map_limit(void);
 bool rb_maps_take(uint64_t n);
 void rb_maps_put(uint64_t n);
 void rb_fork_child(void);        /* fork registry: close the descriptor */
+/* The reserves of move targets (rbkeep.c says why and their bounds).
+ * Warm units of a memfd backing: a unit (its span moved out) kept
+ * unpunched, false if bk keeps none (then punch it); a warm unit of that
+ * order as unit + 1, or 0; all of them punched and made free (the
+ * bytes), by anyone inside the region's teardown handshake; forgotten
+ * (the backing goes away); drained if unused a while (the coordinator). */
+bool rb_warm_put(bk_t *bk, uint32_t unit, unsigned order);
+uint32_t rb_warm_take(bk_t *bk, unsigned order);
+size_t rb_warm_drain(bk_t *bk);
+void rb_warm_forget(bk_t *bk);
+size_t rb_warm_decay(bk_t *bk, uint32_t now_ms);
+/* Spare anonymous targets: made ready by the coordinator between
+ * requests, step by step until stop(ctx) says a request waits (true:
+ * work is left); dropped by hl_trim (the bytes). */
+bool rb_spare_fill(bool (*stop)(void *ctx), void *ctx);
+size_t rb_spare_trim(void);
+
+/* ---- rbkeep.c ------------------------------------------------------------ */
+/* (also the reserves above) A ready spare of (1 << order) slots, the
+ * caller's now, or NULL: either way the coordinator makes the next. */
+char *rb_spare_take(unsigned order);
+void rb_keep_fork_child(void);   /* rb_fork_child: no reserve crosses a fork */
+/* mmap (PROT_READ | PROT_WRITE), munmap and madvise through syscall(2),
+ * unseen by the sanitizers (see rebind.c). */
+void *rb_mmap(void *p, size_t len, int flags, int fd, uint64_t off);
+void rb_munmap(void *p, size_t len);
+bool rb_madvise(void *p, size_t len, int advice);
 /* Write-protect a live span (false: cannot here), and lift it (waking
  * the writers held): the fork of a memfd region's heap (bkfork.c). */
 bool rb_protect(char *base, size_t len);
@@ -209,6 +253,7 @@ void bk_fork_child(void);
 int rb_test_fd(void);            /* -2 before the probe, -1 refused */
 uint64_t rb_test_features(void); /* features granted (probes) */
 void rb_test_set_maps(uint64_t n);   /* seed hl_ctr.own_maps */
+uint64_t rb_test_warm_bytes(const bk_t *bk);   /* bk's warm units, bytes */
 #endif
 
 /* ---- desc.c ------------------------------------------------------------- */

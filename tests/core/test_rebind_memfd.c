@@ -21,6 +21,7 @@
 
 #include "policy/policy.h"
 #include "tap.h"
+#include "span.h"
 
 /* The /proc/self/maps line of p's mapping, or "" */
 static void maps_of(const void *p, char *out, size_t len)
@@ -54,23 +55,6 @@ static int vmflags_has(const void *p, const char *flag)
 	if (f)
 		fclose(f);
 	return has;
-}
-
-/* The superblock of block p: its first slot and its order. */
-static char *sb_of(void *p, unsigned *order)
-{
-	uint64_t w = lf_load_acquire(&pm_lookup(p)->word);
-	char *slot = (char *)((uintptr_t)p & ~(uintptr_t)(HL_SLOT_SIZE - 1));
-	*order = (unsigned)__builtin_ctz(desc_at(PM_DESC(w))->nslots);
-	return slot - ((size_t)PM_OFF(w) << HL_SLOT_SHIFT);
-}
-
-static char *in(hl_region_t *r, size_t n)
-{
-	hl_place_t pl = { .region = r, .node = -1 };
-	void *p = NULL;
-	hl_alloc(n, &pl, 0, &p);
-	return p;
 }
 
 int main(void)

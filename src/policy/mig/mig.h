@@ -153,6 +153,16 @@ int mig_pages_to_node(char *base, size_t len, int node);
 /* As mig_move, for a snapshot of a region's large block (s->large). */
 int mig_move_large(const mig_sbsnap_t *s, struct hl_region *to, unsigned tier, uint64_t *ns,
 		   uint64_t *protect_ns);
+/* Backing moves of superblocks s[0..n) at once (a batch, mem/bkmove.c):
+ * adjacent spans of one size, in this order, anonymous now, into memfd
+ * region to.  Claims them in turn up to the first that cannot be had,
+ * moves the largest power of two of them (at most MIG_BATCH_MAX and
+ * 512 KiB in all) and lets the rest go; returns how many moved (the
+ * first ones of s; 0: none, try them one by one), their time in *ns and
+ * the time they were protected in *protect_ns. */
+#define MIG_BATCH_MAX 8u
+unsigned mig_move_batch(const mig_sbsnap_t *const *s, unsigned n, struct hl_region *to,
+			uint64_t *ns, uint64_t *protect_ns);
 
 /* ---- serve.c ------------------------------------------------------------ */
 /* One job of the coordinator: what it is about, and what came of it. */

@@ -68,14 +68,15 @@ int mig_pages_to_node(char *base, size_t len, int node)
 }
 
 /* Tier 4: another backing (anonymous <-> a memfd region's offsets), in
- * place under a userfaultfd write-protect barrier (mem/backing.c,
- * mem/rebind.c); refused where that mechanism is not available.  The time
- * of the call bounds the time the span was protected. */
-static int move_backing(hl_desc_t *d, bk_t *to, uint64_t *protect_ns)
+ * place under a userfaultfd write-protect barrier (mem/bkmove.c,
+ * mem/rebind.c), for n adjacent spans at once (a batch); refused where
+ * that mechanism is not available.  The time of the call bounds the time
+ * the spans were protected. */
+static int move_backing(char *base, unsigned order, unsigned n, bk_t *to, uint64_t *protect_ns)
 {
 	const char *why;
 	uint64_t t0 = os_now_ns();
-	int e = bk_span_move(d->base, (unsigned)__builtin_ctz(d->nslots), to, &why);
+	int e = bk_spans_move(base, order, n, to, &why);
 	*protect_ns = os_now_ns() - t0;
 	return mig_backing_why(e, why);
 }
@@ -113,10 +114,19 @@ void mig_target_done(struct hl_region *to_r, sb_arena_t *to, uint64_t unreserve)
 	region_leave(to_r);
 }
 
-int mig_move(const mig_sbsnap_t *s, struct hl_region *to_r, unsigned tier, uint64_t *ns,
-	     uint64_t *protect_ns)
+/* One superblock's move in progress. */
+typedef struct move_ctx {
+	hl_desc_t *d;
+	sb_arena_t *from, *to;
+	struct hl_region *fr, *to_r;
+	uint64_t bytes;
+} move_ctx_t;
+
+/* Steps 1-3: the target reserved, the superblock claimed and checked
+ * again.  MIG_OK with the superblock held (the hazard pointer is let go:
+ * the holder is its only owner), or the reason, nothing held. */
+static int move_begin(const mig_sbsnap_t *s, struct hl_region *to_r, move_ctx_t *c)
 {
-	uint64_t t0 = os_now_ns();
 	lf_hp_rec_t *hp = desc_hp_rec();
 	if (!hp)
 		return MIG_R_BUSY;
@@ -146,47 +156,97 @@ int mig_move(const mig_sbsnap_t *s, struct hl_region *to_r, unsigned tier, uint6
 		goto out;
 	}
 	uint32_t need = lf_load_acquire(&d->need);
-	why = MIG_OK;
 	if (desc_arena_id(d) != fai || d->base != s->base)
 		why = MIG_R_BUSY;   /* another superblock since the snapshot */
 	else
 		why = mig_target_why(to_r, need, t->secure || fr->bk->secure);
-	if (why == MIG_OK) {
-		bk_t *fb = fr->bk, *tb = to_r->bk;
-		switch (tier) {
-		case MIG_T_ATTR:
-			if (tb->secure && !fb->secure && !os_lock(d->base, bytes))
-				why = MIG_R_SECURE;
-			break;
-		case MIG_T_NODE:
-			why = mig_pages_to_node(d->base, bytes, lf_load_relaxed(&to_r->node));
-			break;
-		case MIG_T_BACKING:
-			why = move_backing(d, tb, protect_ns);
-			break;
-		default:
-			break;
-		}
-	}
 	if (why != MIG_OK) {
 		sb_release_owned(d);
 		goto out;
 	}
-	uint32_t live = sb_retag_owned(d, to);
-	int64_t lb = (int64_t)live * sc_table[d->cls].size;
-	region_live_move(fr, from, to_r, to, lb, live);
-	lf_fetch_sub_relaxed(&from->superblocks, 1);
-	lf_fetch_add_relaxed(&to->superblocks, 1);
-	bk_span_handover(&to->acct, &from->acct, (unsigned)__builtin_ctz(d->nslots));
-	lf_store_relaxed(&to->last_ms, os_now_ms());
-	sb_release_owned(d);
-	task_note_move(t, fr->id, to_r->id, bytes);
-	mig_target_done(to_r, to, 0);
 	lf_hp_clear(hp, MOVE_HP);
-	*ns = os_now_ns() - t0;
+	*c = (move_ctx_t){ .d = d, .from = from, .to = to, .fr = fr, .to_r = to_r, .bytes = bytes };
 	return MIG_OK;
 out:
 	mig_target_done(to_r, to, bytes);
 	lf_hp_clear(hp, MOVE_HP);
 	return why;
+}
+
+/* A held superblock that does not move after all: let go, unreserved. */
+static void move_abort(move_ctx_t *c)
+{
+	sb_release_owned(c->d);
+	mig_target_done(c->to_r, c->to, c->bytes);
+}
+
+/* Steps 5-6: retagged to the target, the books moved, let go. */
+static void move_finish(move_ctx_t *c)
+{
+	hl_desc_t *d = c->d;
+	uint32_t live = sb_retag_owned(d, c->to);
+	int64_t lb = (int64_t)live * sc_table[d->cls].size;
+	region_live_move(c->fr, c->from, c->to_r, c->to, lb, live);
+	lf_fetch_sub_relaxed(&c->from->superblocks, 1);
+	lf_fetch_add_relaxed(&c->to->superblocks, 1);
+	bk_span_handover(&c->to->acct, &c->from->acct, (unsigned)__builtin_ctz(d->nslots));
+	lf_store_relaxed(&c->to->last_ms, os_now_ms());
+	sb_release_owned(d);
+	task_note_move(c->from->task, c->fr->id, c->to_r->id, c->bytes);
+	mig_target_done(c->to_r, c->to, 0);
+}
+
+int mig_move(const mig_sbsnap_t *s, struct hl_region *to_r, unsigned tier, uint64_t *ns,
+	     uint64_t *protect_ns)
+{
+	uint64_t t0 = os_now_ns();
+	move_ctx_t c;
+	int why = move_begin(s, to_r, &c);
+	if (why != MIG_OK)
+		return why;
+	bk_t *fb = c.fr->bk, *tb = to_r->bk;
+	switch (tier) {
+	case MIG_T_ATTR:
+		if (tb->secure && !fb->secure && !os_lock(c.d->base, c.bytes))
+			why = MIG_R_SECURE;
+		break;
+	case MIG_T_NODE:
+		why = mig_pages_to_node(c.d->base, c.bytes, lf_load_relaxed(&to_r->node));
+		break;
+	case MIG_T_BACKING:
+		why = move_backing(c.d->base, (unsigned)__builtin_ctz(c.d->nslots), 1, tb, protect_ns);
+		break;
+	default:
+		break;
+	}
+	if (why != MIG_OK) {
+		move_abort(&c);
+		return why;
+	}
+	move_finish(&c);
+	*ns = os_now_ns() - t0;
+	return MIG_OK;
+}
+
+unsigned mig_move_batch(const mig_sbsnap_t *const *s, unsigned n, struct hl_region *to_r,
+			uint64_t *ns, uint64_t *protect_ns)
+{
+	uint64_t t0 = os_now_ns();
+	move_ctx_t c[MIG_BATCH_MAX];
+	unsigned held = 0;
+	while (held < n && held < MIG_BATCH_MAX && move_begin(s[held], to_r, &c[held]) == MIG_OK)
+		held++;
+	unsigned k = held ? 1u << (31 - __builtin_clz(held)) : 0;   /* a power of two */
+	while (held > k)
+		move_abort(&c[--held]);
+	if (k < 2 || move_backing(s[0]->base, (unsigned)__builtin_ctzll(s[0]->bytes >> HL_SLOT_SHIFT),
+				  k, to_r->bk, protect_ns) != MIG_OK) {
+		while (held)
+			move_abort(&c[--held]);
+		return 0;
+	}
+	for (unsigned i = 0; i < k; i++)
+		move_finish(&c[i]);
+	*ns = os_now_ns() - t0;
+	return k;
 }

@@ -201,14 +201,14 @@ void mig_plan(const mig_goal_t *g, const mig_rsnap_t *r, unsigned nr,
 					first_why = w;
 				continue;
 			}
-			/* Nearest, then cheapest, then a region of the
-			 * program's before malloc's own heap (the spill of
-			 * last resort), then the lowest id. */
+			/* Nearest, then a region of the program's before
+			 * malloc's own heap (the spill of last resort), then
+			 * the cheapest, then the lowest id. */
 			unsigned d = plan_dist(g->node >= 0 ? g->node : src->node, t->node);
-			if (!best || d < best_d || (d == best_d && tier < best_tier) ||
-			    (d == best_d && tier == best_tier &&
-			     ((t->id != 0) > (best->id != 0) ||
-			      ((t->id != 0) == (best->id != 0) && t->id < best->id)))) {
+			bool mine = t->id != 0, best_mine = best && best->id != 0;
+			if (!best || d < best_d || (d == best_d && mine > best_mine) ||
+			    (d == best_d && mine == best_mine &&
+			     (tier < best_tier || (tier == best_tier && t->id < best->id)))) {
 				best = t;
 				best_tier = tier;
 				best_d = d;

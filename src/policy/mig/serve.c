@@ -6,6 +6,7 @@
  */
 #define _GNU_SOURCE
 #include <sched.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "policy/mig/mig.h"
@@ -151,6 +152,53 @@ static int mig_result_of(int why)
 	}
 }
 
+/* Evacuation's moves in order of target, tier and address, so that
+ * adjacent superblocks going to one memfd region move as a batch. */
+static int mig_mv_cmp(const void *x, const void *y)
+{
+	const mig_move_t *a = x, *b = y;
+	uintptr_t pa = (uintptr_t)mig_sb[a->sb].base, pb = (uintptr_t)mig_sb[b->sb].base;
+	if (a->to != b->to)
+		return a->to < b->to ? -1 : 1;
+	if (a->tier != b->tier)
+		return a->tier < b->tier ? -1 : 1;
+	return pa < pb ? -1 : pa > pb;
+}
+
+/* How many moves from i on make a batch (mig_move_batch): tier 4 into
+ * one memfd region, from an anonymous one, each span right after the
+ * one before, of one size, 512 KiB in all at most. */
+static unsigned mig_run(const mig_plan_t *pl, size_t i, const mig_sbsnap_t **out)
+{
+	const mig_move_t *m = &mig_mv[i];
+	const mig_sbsnap_t *s0 = &mig_sb[m->sb];
+	if (s0->large || m->tier != MIG_T_BACKING || region_at(m->to)->bk->kind != HL_BACKING_MEMFD ||
+	    region_at(s0->region)->bk->kind != HL_BACKING_ANON)
+		return 0;
+	unsigned n = 0;
+	uint64_t max = HL_SLOT_SIZE << (HL_SPAN_ORDERS - 1);
+	while (i + n < pl->nmoves && n < MIG_BATCH_MAX && (n + 1) * s0->bytes <= max) {
+		const mig_move_t *mj = &mig_mv[i + n];
+		const mig_sbsnap_t *sj = &mig_sb[mj->sb];
+		if (sj->large || mj->to != m->to || mj->tier != m->tier || sj->bytes != s0->bytes ||
+		    sj->region != s0->region || sj->base != s0->base + n * s0->bytes)
+			break;
+		out[n++] = sj;
+	}
+	return n;
+}
+
+static void mig_count(const mig_move_t *m, uint64_t ns, uint64_t pns, mig_job_t *q)
+{
+	lf_fetch_add_relaxed(&mig_st.moves[m->tier], 1);
+	lf_fetch_add_relaxed(&mig_st.bytes[m->tier], mig_sb[m->sb].bytes);
+	mig_hist(mig_st.move_us, ns);
+	lf_fetch_add_relaxed(&mig_st.move_ns[m->tier], ns);
+	if (m->tier == MIG_T_BACKING)
+		mig_hist(mig_st.protect_us, pns);
+	q->moved_bytes += mig_sb[m->sb].bytes;
+}
+
 void mig_serve(mig_job_t *q)
 {
 	mig_rsnap_t rs[HL_MAX_REGIONS];
@@ -236,11 +284,24 @@ void mig_serve(mig_job_t *q)
 		q->result = HL_EBUSY;
 		return;
 	}
+	if (q->kind == MIG_J_EVAC)
+		qsort(mig_mv, pl.nmoves, sizeof *mig_mv, mig_mv_cmp);
 	uint64_t t0 = os_now_ns();
 	for (size_t i = 0; i < pl.nmoves && !lf_load_acquire(&mig_stop); i++) {
 		if (q->budget_ns && os_now_ns() - t0 > q->budget_ns)
 			break;   /* a background pass's time is up: the next one goes on */
 		const mig_move_t *m = &mig_mv[i];
+		const mig_sbsnap_t *run[MIG_BATCH_MAX];
+		unsigned n = mig_run(&pl, i, run), k;
+		uint64_t bns = 0, bpns = 0;
+		if (n > 1 && (k = mig_move_batch(run, n, region_at(m->to), &bns, &bpns))) {
+			/* A batch: each move's time its share of the batch's,
+			 * each span protected as long as the batch. */
+			for (unsigned j = 0; j < k; j++)
+				mig_count(&mig_mv[i + j], bns / k, bpns, q);
+			i += k - 1;
+			continue;
+		}
 		int why = MIG_R_BUSY;
 		uint64_t ns = 0, pns = 0;
 		for (int k = 0; k < MIG_BUSY_TRIES && why == MIG_R_BUSY; k++) {
@@ -258,13 +319,7 @@ void mig_serve(mig_job_t *q)
 				break;   /* the caller reopens the region */
 			continue;
 		}
-		lf_fetch_add_relaxed(&mig_st.moves[m->tier], 1);
-		lf_fetch_add_relaxed(&mig_st.bytes[m->tier], mig_sb[m->sb].bytes);
-		mig_hist(mig_st.move_us, ns);
-		lf_fetch_add_relaxed(&mig_st.move_ns[m->tier], ns);
-		if (m->tier == MIG_T_BACKING)
-			mig_hist(mig_st.protect_us, pns);
-		q->moved_bytes += mig_sb[m->sb].bytes;
+		mig_count(m, ns, pns, q);
 	}
 	q->result = mig_result_of(first);
 	if (q->kind == MIG_J_OOM || q->kind == MIG_J_RELIEF || q->kind == MIG_J_SHARE)
