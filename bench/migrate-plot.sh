@@ -17,7 +17,7 @@ migrate_plot_data() {
 		split($0, f, "|")
 		name = f[2]; gsub(/ /, "", name)
 		m = f[3]; gsub(/[][,]/, " ", m); split(m, v, " ")
-		t = f[4]; gsub(/[<>= ]/, "", t); if (t == "") t = "NaN"
+		t = f[4]; gsub(/[<>=() ]/, "", t); if (t == "") t = "NaN"
 		p = 0; k = 1
 		if (name ~ /^move_.*_us$/) p = 1
 		else if (name ~ /^(stall|oom)_.*_us$/) p = 2

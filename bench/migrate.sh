@@ -72,5 +72,6 @@ migrate_section() {
 			printf "| %s | %g [%g, %g] | %s | %s |\n", k, m, lo, hi, t, met
 		}
 		printf "\nTargets missed: %d.\n", missed
+		printf "\nThe same figures drawn: [migrate.png](migrate.png) (when gnuplot is installed).\n"
 	}'
 }

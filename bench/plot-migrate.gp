@@ -10,9 +10,9 @@
 
 if (!exists("plottitle")) plottitle = "nomadic memory (bench/migrate)"
 if (strstrt(GPVAL_TERMINALS, "pngcairo") > 0) {
-	set terminal pngcairo size 1500,900 font "sans,10"
+	set terminal pngcairo size 1500,1100 font "sans,10"
 } else {
-	set terminal png size 1500,900
+	set terminal png size 1500,1100
 }
 set output outfile
 set termoption noenhanced

@@ -441,7 +441,7 @@ else
 	if [ "$have_heaplib" = 1 ]; then
 		. "$srcdir/bench/migrate-plot.sh"
 		migrate_plot_data "$outdir/results.md" "$raw/plot.dat.migrate"
-		title="nomadic memory (bench/migrate): medians, bars min-max, red: issue 10's targets, $(date -u +%Y-%m-%d), nproc $(nproc)"
+		title="nomadic memory (bench/migrate): medians, bars min-max, red: the targets of issue 10, $(date -u +%Y-%m-%d), nproc $(nproc)"
 		if migrate_plot "$raw/plot.dat.migrate" "$outdir/migrate.png" "$title" 2>"$raw/gnuplot-migrate.log"; then
 			say "wrote $outdir/migrate.png"
 		else
