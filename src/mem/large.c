@@ -293,8 +293,14 @@ unsigned large_free(void *p, const char *call, size_t *len, bool *unmap)
 	*unmap = !(s & LG_HELD);   /* held: the mover unmaps it when done */
 	if (LG_ARENA(s))
 		return LG_ARENA(s);   /* the caller accounts, then unmaps */
-	lg_release(p, *len);
+	if (*unmap)
+		lg_release(p, *len);   /* else the mover gives it back (large_release_default) */
 	return 0;
+}
+
+void large_release_default(void *p, size_t len)
+{
+	lg_release(p, len);
 }
 
 bool large_publish_arena(void *p, size_t len, unsigned arena, uint32_t need)
@@ -399,7 +405,7 @@ bool large_info(const void *p, unsigned *arena, size_t *len, uint32_t *need)
 
 bool large_hold(void *p, unsigned arena)
 {
-	lg_ent_t *e = arena ? lg_find((uintptr_t)p) : NULL;
+	lg_ent_t *e = lg_find((uintptr_t)p);
 	uintptr_t s = LG_WORD(p, arena);
 	return e && lf_cas_strong_acq_rel(&e->start, &s, s | LG_HELD);
 }
@@ -409,7 +415,14 @@ bool large_let_go(void *p, unsigned from, unsigned to)
 	lg_ent_t *e = lg_find((uintptr_t)p);   /* p is still mapped: no other block there */
 	uintptr_t s = LG_WORD(p, from) | LG_HELD;
 	HL_HOOK("large_held");
-	return e && lf_cas_strong_acq_rel(&e->start, &s, LG_WORD(p, to));
+	if (!e || !lf_cas_strong_acq_rel(&e->start, &s, LG_WORD(p, to)))
+		return false;
+	if (from == 0 && to != 0) {
+		/* One of malloc's is a region's now: off malloc's counts. */
+		HL_CTR_SUB(large_live, 1);
+		HL_CTR_SUB(large_bytes, LG_LEN(lf_load_relaxed(&e->len)));
+	}
+	return true;
 }
 
 /* Shrink in place; the entry, LG_MOVING, names only what is kept before
@@ -517,8 +530,11 @@ void *large_realloc(void *p, size_t size)
 	if (want <= len && want >= len / 2)
 		return p;
 	uintptr_t s = (uintptr_t)p;
-	if (!lf_cas_strong_acq_rel(&e->start, &s, LG_MOVING))
+	if (!lf_cas_strong_acq_rel(&e->start, &s, LG_MOVING)) {
+		if (LG_ADDR(s) == (uintptr_t)p)
+			return NULL;   /* the coordinator holds or moved it: malloc, copy and free */
 		hl_fatal("realloc", p, HL_WHY_FREE_LARGE);   /* freed meanwhile */
+	}
 	if (lheap_owns(p))
 		return lg_heap_resize(e, p, len, want);
 	if (want < len)

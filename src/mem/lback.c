@@ -85,6 +85,14 @@ void *lb_alloc(bk_t *bk, size_t len, size_t align, unsigned arena, uint32_t need
 
 void lb_unmap(void *p, size_t len)
 {
+	if (lheap_owns(p)) {
+		/* One of malloc's page-heap runs, moved to a region (never
+		 * cut into pieces): back to the heap, out of a secure
+		 * region's lock and back in dumps. */
+		os_unlock(p, len);
+		lheap_free(p, len);
+		return;
+	}
 	if (lb_unback(p, len))
 		os_unmap(p, len);   /* unlocks secure pages too */
 	else

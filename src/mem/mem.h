@@ -327,7 +327,11 @@ size_t large_reset(bool (*pick)(unsigned arena, void *ctx),
 		   void *ctx);
 void *large_realloc(void *p, size_t size);
 /* The coordinator's side (its thread only).  large_each calls fn on every
- * large block of an arena other than 0 (a moment's view).  large_info:
+ * large block of an arena other than 0 (a moment's view).  A block of
+ * arena 0 may be held and let go to a region too (hl_migrate of one of
+ * malloc's): a realloc that finds it held or moved returns NULL (the
+ * caller's malloc, copy and free), a free of it while held leaves its
+ * release to the mover.  large_info:
  * the block starting at p, false if none.  large_hold marks the block at
  * p of arena held (false: freed or moved since); large_let_go retags it
  * from arena `from` to `to` (equal: unchanged) and lets go; false when it
@@ -337,6 +341,9 @@ void large_each(void (*fn)(void *p, size_t len, unsigned arena, uint32_t need, v
 bool large_info(const void *p, unsigned *arena, size_t *len, uint32_t *need);
 bool large_hold(void *p, unsigned arena);
 bool large_let_go(void *p, unsigned from, unsigned to);
+/* A block of malloc's own (arena 0) freed while the mover held it: the
+ * mover gives it back to the page heap or the cache, as its free would. */
+void large_release_default(void *p, size_t len);
 /* Give back the page heap's free pages and the cached mappings unused for
  * HEAPLIB_DECAY_MS (all: every one); returns the bytes. */
 size_t large_trim(bool all);
@@ -356,7 +363,9 @@ bool lb_len(size_t size, size_t *len);
  * NULL with *err (HL_ENOMEM, HL_EPERM) as large_alloc_arena. */
 void *lb_alloc(bk_t *bk, size_t len, size_t align, unsigned arena, uint32_t need, int *err);
 /* A region block taken out of the range table: its pieces' offsets go
- * back to their memfd, its pages to the kernel (its owner only). */
+ * back to their memfd, its pages to the kernel (its owner only); one of
+ * malloc's page-heap runs that moved to a region goes back to the page
+ * heap, unlocked. */
 void lb_unmap(void *p, size_t len);
 /* Change what backs every piece of the held block [p, p + len) to
  * backing `to` (bk_span_move on each, in place); from is what backed them

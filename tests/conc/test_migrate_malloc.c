@@ -1,9 +1,12 @@
 /*
  * malloc's own heap under moves: threads allocate, check and free blocks
  * with hl_malloc/hl_free (arena 0: thread-cached, counted per block
- * nowhere) and now and then move one of their blocks' superblocks into a
- * region or back into malloc's heap, while the main thread does the same
- * with blocks of its own.  Afterwards every block has kept its bytes and
+ * nowhere; one in 16 a large block, a page-heap run) and now and then move
+ * one of their blocks' superblocks, or a large block, into a region or
+ * back into malloc's heap (large blocks stay in the region: a region's
+ * never becomes malloc's), while the main thread does the same with
+ * blocks of its own.  A free may land while the coordinator holds a
+ * large block: the coordinator gives it back then.  Afterwards every block has kept its bytes and
  * the region's books are exact: once everything is freed and the caches
  * are back (threads gone, hl_trim), it counts no live block or byte,
  * however each block went back (a free that raced a move, a cache flush,
@@ -58,7 +61,8 @@ static void *worker(void *arg)
 			check_free(v[i], len[i], shadow[i]);
 			v[i] = NULL;
 		} else {
-			len[i] = 16 + (seed >> 8) % 200;
+			len[i] = (seed >> 4) % 16 == 0 ? 40000 + (seed >> 8) % 200000
+						       : 16 + (seed >> 8) % 200;
 			v[i] = hl_malloc(len[i]);
 			if (!v[i])
 				continue;
@@ -83,6 +87,8 @@ int main(void)
 	at.name = "malloc-moves";
 	if (hl_region_create(&at, &rx) != HL_OK)
 		bail_out("region");
+	hl_stats_t st0 = { .struct_size = sizeof st0 }, st1 = st0;
+	hl_stats_get(&st0);
 	enum { NP = 64 };
 	void *probe[NP];
 	for (int i = 0; i < NP; i++) {
@@ -108,6 +114,9 @@ int main(void)
 	hl_region_stats(rx, &s);
 	is_int((long long)s.blocks_live, 0, "the region counts no live block after the frees");
 	is_int((long long)s.bytes_live, 0, "nor any live byte");
+	hl_stats_get(&st1);
+	is_int((long long)st1.large_live, (long long)st0.large_live,
+	       "malloc's count of its large blocks is back where it began");
 	is_int(hl_region_delete(rx), HL_OK, "it is deleted");
 	return done_testing();
 }

@@ -55,8 +55,19 @@ int main(void)
 	void *m = hl_malloc(100 * KB);
 	got = large_info(m, &ma, &len, &mneed);
 	ok(got && ma == 0 && mneed == 0, "a default-arena large block: arena 0, no need bits");
-	ok(!large_hold(m, 0), "the coordinator never holds a default-arena block");
+	/* malloc's own (arena 0) may be held too (hl_migrate of one of
+	 * malloc's); freed while held, its release is the holder's. */
+	hl_stats_t st0 = { .struct_size = sizeof st0 }, st1 = st0, st2 = st0;
+	hl_stats_get(&st0);
+	ok(large_hold(m, 0), "the coordinator may hold a default-arena block");
 	hl_free(m);
+	hl_stats_get(&st1);
+	ok(st1.large_live == st0.large_live && !large_let_go(m, 0, 0),
+	   "freed while held, it is still malloc's to give back: the let-go fails");
+	large_release_default(m, 100 * KB);
+	hl_stats_get(&st2);
+	is_int((long long)st2.large_live, (long long)st0.large_live - 1,
+	       "and the holder's release gives it back to malloc's heap");
 
 	/* A free while the block is held. */
 	hl_region_stats_t s0 = test_rst(r);

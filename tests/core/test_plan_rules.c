@@ -128,6 +128,11 @@ int main(void)
 	p = run(&evac, r, 6, s, 1, mv);
 	ok(p.nmoves == 1 && mv[0].to == 5 && mv[0].tier == MIG_T_BACKING,
 	   "a large block is planned as a superblock of one block (tier %u)", mv[0].tier);
+	s[0].fixed = true;   /* one of malloc's, not cut into pieces */
+	p = run(&evac, r, 6, s, 1, mv);
+	ok(p.status == HL_EBUSY && p.refused[MIG_R_DEFAULT] == 1,
+	   "one that is not cut into pieces changes no backing (default_heap)");
+	s[0].fixed = false;
 	s[0].large = false;
 	int w;
 	is_int(mig_tier_of(&r[5], &r[5], false, &w), MIG_T_BACKING,

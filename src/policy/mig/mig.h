@@ -48,8 +48,8 @@ enum mig_why {
 	MIG_R_LARGE,     /* unused since large blocks move: kept so that the
 			  * numbers of the reasons after it stay */
 	MIG_R_NUMA,      /* move_pages refused */
-	MIG_R_DEFAULT,   /* malloc's own large blocks (its page heap's and
-			  * cache's) neither move nor take a region's */
+	MIG_R_DEFAULT,   /* malloc's own large blocks change no backing,
+			  * and malloc's heap takes no region's */
 	MIG_NWHY
 };
 
@@ -75,6 +75,8 @@ typedef struct mig_sbsnap {
 	char *base;             /* its span (a descriptor reused meanwhile has another);
 				 * a large block: its address */
 	bool large;             /* a large block (its own mapping, one block) */
+	bool fixed;             /* large, not cut into pieces (one of malloc's
+				 * page-heap runs or mappings): no tier 4 */
 	uint32_t region;        /* where it is */
 	uint32_t task;          /* the task's id (0: the default task) */
 	uint32_t need;          /* hl_desc_t.need: reach | HL_NEED_* */

@@ -34,10 +34,12 @@ int mig_move_large(const mig_sbsnap_t *s, struct hl_region *to_r, unsigned tier,
 	if (!large_info(p, &fai, &len, &need) || fai != s->desc || len != s->bytes)
 		return MIG_R_BUSY;   /* freed, or another block, since the snapshot */
 	sb_arena_t *from = fai < HL_MAX_ARENAS ? sb_arena(fai) : NULL;
-	if (!from || from->id == 0)
-		return MIG_R_DEFAULT;
-	if (from->region != s->region)
+	if (!from || from->region != s->region)
 		return MIG_R_BUSY;
+	if (fai == 0)
+		need |= HL_REACH_SYS;   /* malloc's blocks record none: they are SYS */
+	if (tier == MIG_T_BACKING && s->fixed)
+		return MIG_R_DEFAULT;   /* not cut into pieces (the plan says so first) */
 	struct hl_region *fr = region_at(from->region);
 	struct hl_task *t = from->task;
 	int why = mig_target_why(to_r, need, t->secure || fr->bk->secure);
@@ -59,7 +61,8 @@ int mig_move_large(const mig_sbsnap_t *s, struct hl_region *to_r, unsigned tier,
 		return MIG_R_BUSY;
 	}
 	why = MIG_OK;
-	if (tier == MIG_T_ATTR && to_r->bk->secure && !fr->bk->secure && !os_lock(p, len))
+	bool locked = false;
+	if (tier == MIG_T_ATTR && to_r->bk->secure && !fr->bk->secure && !(locked = os_lock(p, len)))
 		why = MIG_R_SECURE;
 	else if (tier == MIG_T_NODE)
 		why = mig_pages_to_node(p, len, lf_load_relaxed(&to_r->node));
@@ -71,8 +74,14 @@ int mig_move_large(const mig_sbsnap_t *s, struct hl_region *to_r, unsigned tier,
 	}
 	if (!large_let_go(p, fai, why == MIG_OK ? to->id : fai)) {
 		/* Freed while held: booked to the source by its free, which
-		 * left the unmap to us. */
-		lb_unmap(p, len);
+		 * left the unmap (malloc's own: the release) to us. */
+		if (fai != 0)
+			lb_unmap(p, len);
+		else {
+			if (locked)
+				os_unlock(p, len);
+			large_release_default(p, len);
+		}
 		why = MIG_R_BUSY;
 	}
 	if (why != MIG_OK) {
@@ -80,7 +89,8 @@ int mig_move_large(const mig_sbsnap_t *s, struct hl_region *to_r, unsigned tier,
 		return why;
 	}
 	region_live_move(fr, from, to_r, to, (int64_t)len, 1);
-	bk_unreserve(&from->acct, len);   /* the charge is the target's now */
+	if (fai != 0)
+		bk_unreserve(&from->acct, len);   /* the charge is the target's now */
 	lf_store_relaxed(&to->last_ms, os_now_ms());
 	task_note_move(t, fr->id, to_r->id, len);
 	mig_target_done(to_r, to, 0);

@@ -90,12 +90,12 @@ static int plan_fits(const mig_sbsnap_t *s, const mig_rsnap_t *src, const mig_rs
 	if (!t->open || t->id == s->region || (g->to && !(g->to >> t->id & 1)) ||
 	    !(s->allowed >> t->id & 1))
 		return MIG_R_NOROOM;
-	if (s->large && s->task == 0 && t->id == 0)
-		return MIG_R_DEFAULT;   /* a region's mapping never joins malloc's large blocks */
 	if ((t->reach & reach) != reach)
 		return MIG_R_REACH;
 	if (((s->need & HL_NEED_SECURE) || s->task_secure || src->secure) && !t->secure)
 		return MIG_R_SECURE;
+	if (s->large && s->task == 0 && t->id == 0)
+		return MIG_R_DEFAULT;   /* a region's mapping never joins malloc's large blocks */
 	return MIG_OK;
 }
 
@@ -119,7 +119,7 @@ static int plan_rank(int why)
 	switch (why) {
 	case MIG_OK: return -1;
 	case MIG_R_NOROOM: return 0;
-	case MIG_R_REACH: case MIG_R_DEFAULT: return 1;
+	case MIG_R_REACH: return 1;
 	case MIG_R_SECURE: return 2;
 	default: return 3;
 	}
@@ -193,6 +193,8 @@ void mig_plan(const mig_goal_t *g, const mig_rsnap_t *r, unsigned nr,
 				tier = mig_tier_of(src, t, g->numa, &w);
 			if (w == MIG_OK && tier == MIG_T_BACKING && g->no_backing)
 				w = MIG_R_NOUFFD;
+			if (w == MIG_OK && tier == MIG_T_BACKING && s->fixed)
+				w = MIG_R_DEFAULT;   /* one of malloc's large blocks: no pieces */
 			if (w == MIG_OK && (t->id >= HL_MAX_REGIONS ||
 					    !plan_room(t, planned[t->id], s->bytes, g->keep_low)))
 				w = MIG_R_NOROOM;

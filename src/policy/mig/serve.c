@@ -66,12 +66,10 @@ typedef struct mig_scan {
 	const mig_job_t *q;
 	size_t n;
 	const void *ptr_base;   /* MIG_J_PTR: the superblock wanted */
-	uint32_t default_hits;  /* large blocks of arena 0 that matched */
 } mig_scan_t;
 
-/* Whether memory at base of arena a is what job q is about (a large
- * block of arena 0, malloc's own, is counted and left). */
-static bool mig_wanted(mig_scan_t *c, const sb_arena_t *a, const void *base, bool large)
+/* Whether memory at base of arena a is what job q is about. */
+static bool mig_wanted(mig_scan_t *c, const sb_arena_t *a, const void *base)
 {
 	const mig_job_t *q = c->q;
 	bool want;
@@ -80,10 +78,6 @@ static bool mig_wanted(mig_scan_t *c, const sb_arena_t *a, const void *base, boo
 	case MIG_J_TASK: want = a->task == q->task; break;
 	case MIG_J_SHARE: want = a->task == q->task && a->region == q->region; break;
 	default: want = a->region == q->region; break;
-	}
-	if (want && large && a->id == 0) {
-		c->default_hits++;
-		return false;
 	}
 	return want && c->n < MIG_SNAP_SB;
 }
@@ -97,7 +91,7 @@ static void mig_scan_one(pm_slot_t *rec, void *ctx)
 	hl_desc_t *d = desc_at(PM_DESC(w));
 	unsigned ai = PM_ARENA(w);
 	sb_arena_t *a = ai < HL_MAX_ARENAS ? sb_arena(ai) : NULL;
-	if (!a || !mig_wanted(c, a, lf_load_relaxed(&d->base), false))
+	if (!a || !mig_wanted(c, a, lf_load_relaxed(&d->base)))
 		return;
 	struct hl_task *t = a->task;
 	c->n++;
@@ -117,12 +111,14 @@ static void mig_scan_large(void *p, size_t len, unsigned ai, uint32_t need, void
 {
 	mig_scan_t *c = ctx;
 	sb_arena_t *a = ai < HL_MAX_ARENAS ? sb_arena(ai) : NULL;
-	if (!a || !mig_wanted(c, a, p, true))
+	if (!a || !mig_wanted(c, a, p))
 		return;
 	struct hl_task *t = a->task;
 	mig_sb[c->n++] = (mig_sbsnap_t){
 		.desc = ai, .base = p, .large = true, .region = a->region, .task = t->id,
-		.need = need, .allowed = t->allowed, .task_secure = t->secure != 0,
+		.fixed = lheap_owns(p) || (((uintptr_t)p | len) & (HL_SLOT_SIZE - 1)),
+		.need = ai ? need : need | HL_REACH_SYS,   /* malloc's record none */
+		.allowed = t->allowed, .task_secure = t->secure != 0,
 		.bytes = len, .live = len,
 	};
 }
@@ -272,12 +268,7 @@ void mig_serve(mig_job_t *q)
 		if (pl.refused[w] && first == MIG_OK)
 			first = (int)w;
 	}
-	if (sc.default_hits) {
-		lf_fetch_add_relaxed(&mig_st.refused[MIG_R_DEFAULT], sc.default_hits);
-		if (first == MIG_OK)
-			first = MIG_R_DEFAULT;
-	}
-	if (q->kind == MIG_J_PTR && !sc.n && !sc.default_hits)
+	if (q->kind == MIG_J_PTR && !sc.n)
 		first = MIG_R_BUSY;   /* retired meanwhile */
 	q->moved_bytes = 0;
 	if (pl.status != HL_OK) {
