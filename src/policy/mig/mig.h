@@ -45,8 +45,6 @@ enum mig_why {
 	MIG_R_NOUFFD,    /* backing moves need userfaultfd (see the reason) */
 	MIG_R_MAPS,      /* the mapping budget (vm.max_map_count / 2) */
 	MIG_R_BUSY,      /* its superblock could not be claimed (in use) */
-	MIG_R_LARGE,     /* unused since large blocks move: kept so that the
-			  * numbers of the reasons after it stay */
 	MIG_R_NUMA,      /* move_pages refused */
 	MIG_R_DEFAULT,   /* malloc's own large blocks change no backing,
 			  * and malloc's heap takes no region's */

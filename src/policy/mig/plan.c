@@ -32,7 +32,6 @@ static const char *const mig_why_names[MIG_NWHY] = {
 	[MIG_R_NOUFFD] = "no_userfaultfd",
 	[MIG_R_MAPS] = "map_budget",
 	[MIG_R_BUSY] = "busy",
-	[MIG_R_LARGE] = "large_block",
 	[MIG_R_NUMA] = "move_pages",
 	[MIG_R_DEFAULT] = "default_heap",
 };
