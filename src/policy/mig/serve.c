@@ -161,14 +161,15 @@ static int mig_mv_cmp(const void *x, const void *y)
 	return pa < pb ? -1 : pa > pb;
 }
 
-/* How many moves from i on make a batch (mig_move_batch): tier 4 into
- * one memfd region, from an anonymous one, each span right after the
- * one before, of one size, 512 KiB in all at most. */
+/* How many moves from i on make a batch (mig_move_batch): superblocks
+ * (no large block), tier 4 into one memfd region, from an anonymous one,
+ * each span right after the one before, of one size, 512 KiB in all at
+ * most (the loop's first pass looks at move i itself). */
 static unsigned mig_run(const mig_plan_t *pl, size_t i, const mig_sbsnap_t **out)
 {
 	const mig_move_t *m = &mig_mv[i];
 	const mig_sbsnap_t *s0 = &mig_sb[m->sb];
-	if (s0->large || m->tier != MIG_T_BACKING || region_at(m->to)->bk->kind != HL_BACKING_MEMFD ||
+	if (m->tier != MIG_T_BACKING || region_at(m->to)->bk->kind != HL_BACKING_MEMFD ||
 	    region_at(s0->region)->bk->kind != HL_BACKING_ANON)
 		return 0;
 	unsigned n = 0;
