@@ -18,7 +18,9 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "blocks.h"
 #include "heaplib.h"
+#include "regions.h"
 #include "tap.h"
 
 #define NT 3
@@ -27,16 +29,6 @@
 static hl_region_t *rx;
 static int stop;
 static long bad_bytes, moves, allocs;
-
-static void check_free(void *p, size_t len, unsigned char byte)
-{
-	for (size_t k = 0; k < len; k++)
-		if (((unsigned char *)p)[k] != byte) {
-			__atomic_fetch_add(&bad_bytes, 1, __ATOMIC_RELAXED);
-			break;
-		}
-	hl_free(p);
-}
 
 /* Move p's superblock to the other side: the region, or malloc's heap. */
 static void flip(void *p)
@@ -58,7 +50,7 @@ static void *worker(void *arg)
 		if (v[i] && n % 64 == 0) {
 			flip(v[i]);
 		} else if (v[i]) {
-			check_free(v[i], len[i], shadow[i]);
+			test_check_free(v[i], len[i], shadow[i], &bad_bytes);
 			v[i] = NULL;
 		} else {
 			len[i] = (seed >> 4) % 16 == 0 ? 40000 + (seed >> 8) % 200000
@@ -73,19 +65,15 @@ static void *worker(void *arg)
 	}
 	for (unsigned i = 0; i < SLOTS; i++)
 		if (v[i])
-			check_free(v[i], len[i], shadow[i]);
+			test_check_free(v[i], len[i], shadow[i], &bad_bytes);
 	return NULL;   /* its thread cache goes back at the exit */
 }
 
 int main(void)
 {
 	plan_no_plan();
-	hl_region_attr_t at;
-	memset(&at, 0, sizeof at);
-	at.struct_size = sizeof at;
-	at.capacity = 32u << 20;
-	at.name = "malloc-moves";
-	if (hl_region_create(&at, &rx) != HL_OK)
+	rx = test_region("malloc-moves", 32u << 20, 0, 0, HL_BACKING_ANON);
+	if (!rx)
 		bail_out("region");
 	hl_stats_t st0 = { .struct_size = sizeof st0 }, st1 = st0;
 	hl_stats_get(&st0);
@@ -105,13 +93,12 @@ int main(void)
 	for (int i = 0; i < NT; i++)
 		pthread_join(th[i], NULL);
 	for (int i = 0; i < NP; i++)
-		check_free(probe[i], 24, 0x5a);
+		test_check_free(probe[i], 24, 0x5a, &bad_bytes);
 	hl_trim();
 	diag("%ld moves, %ld allocations by %d threads", moves, allocs, NT);
 	ok(moves > rounds / 4, "most moves were made under load (%ld for %ld rounds)", moves, rounds);
 	is_int(bad_bytes, 0, "no block lost a byte");
-	hl_region_stats_t s = { .struct_size = sizeof s };
-	hl_region_stats(rx, &s);
+	hl_region_stats_t s = test_rst(rx);
 	is_int((long long)s.blocks_live, 0, "the region counts no live block after the frees");
 	is_int((long long)s.bytes_live, 0, "nor any live byte");
 	hl_stats_get(&st1);

@@ -14,7 +14,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "blocks.h"
 #include "heaplib.h"
+#include "regions.h"
 #include "tap.h"
 
 #define NT 3
@@ -24,24 +26,7 @@ static hl_region_t *ra, *rb;
 static int stop;
 static long bad_bytes, allocs;
 
-static hl_region_stats_t rst(hl_region_t *r)
-{
-	hl_region_stats_t s = { .struct_size = sizeof s };
-	hl_region_stats(r, &s);
-	return s;
-}
-
 /* Check block p (len bytes, all `byte`) and free it. */
-static void check_free(void *p, size_t len, unsigned char byte)
-{
-	for (size_t k = 0; k < len; k++)
-		if (((unsigned char *)p)[k] != byte) {
-			__atomic_fetch_add(&bad_bytes, 1, __ATOMIC_RELAXED);
-			break;
-		}
-	hl_free(p);
-}
-
 static void *worker(void *arg)
 {
 	unsigned seed = (unsigned)(uintptr_t)arg * 7919u + 1;
@@ -52,7 +37,7 @@ static void *worker(void *arg)
 	while (!__atomic_load_n(&stop, __ATOMIC_ACQUIRE)) {
 		unsigned i = (seed = seed * 1103515245u + 12345u) >> 16 & (SLOTS - 1);
 		if (v[i]) {
-			check_free(v[i], len[i], shadow[i]);
+			test_check_free(v[i], len[i], shadow[i], &bad_bytes);
 			v[i] = NULL;
 		} else {
 			len[i] = 16 + (seed >> 8) % 480;
@@ -67,23 +52,17 @@ static void *worker(void *arg)
 	}
 	for (unsigned i = 0; i < SLOTS; i++)
 		if (v[i])
-			check_free(v[i], len[i], shadow[i]);
+			test_check_free(v[i], len[i], shadow[i], &bad_bytes);
 	return NULL;
 }
 
 int main(void)
 {
 	plan_no_plan();
-	hl_region_attr_t at;
-	memset(&at, 0, sizeof at);
-	at.struct_size = sizeof at;
-	at.capacity = 16u << 20;
-	at.name = "move-a";
-	if (hl_region_create(&at, &ra) != HL_OK)
-		bail_out("region a");
-	at.name = "move-b";
-	if (hl_region_create(&at, &rb) != HL_OK)
-		bail_out("region b");
+	ra = test_region("move-a", 16u << 20, 0, 0, HL_BACKING_ANON);
+	rb = test_region("move-b", 16u << 20, 0, 0, HL_BACKING_ANON);
+	if (!ra || !rb)
+		bail_out("regions");
 	/* Probes: blocks of our own, kept live, whose superblocks we move. */
 	enum { NP = 64 };
 	void *probe[NP];
@@ -114,7 +93,7 @@ int main(void)
 	     allocs, NT);
 	ok(moved > rounds / 4, "most moves were made under load (%ld of %ld)", moved, rounds);
 	is_int(bad_bytes, 0, "no block lost a byte");
-	hl_region_stats_t sa = rst(ra), sb = rst(rb);
+	hl_region_stats_t sa = test_rst(ra), sb = test_rst(rb);
 	is_int((long long)sa.blocks_live, 0, "a counts no live block after the frees");
 	is_int((long long)sb.blocks_live, 0, "b counts no live block after the frees");
 	is_int((long long)(sa.bytes_live + sb.bytes_live), 0, "nor any live byte");
